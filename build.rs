@@ -1,0 +1,26 @@
+//! Records the compiler and git revision for `cdn_exporter_build_info`.
+use std::process::Command;
+
+fn main() {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let version = Command::new(rustc)
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.split_whitespace().nth(1).map(str::to_owned))
+        .unwrap_or_else(|| "unknown".into());
+    println!("cargo:rustc-env=CDN_EXPORTER_RUSTC={version}");
+    let revision = std::env::var("CDN_EXPORTER_REVISION").ok().or_else(|| {
+        Command::new("git")
+            .args(["rev-parse", "--short=12", "HEAD"])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .map(|s| s.trim().to_owned())
+    });
+    println!("cargo:rustc-env=CDN_EXPORTER_REVISION={}", revision.unwrap_or_else(|| "unknown".into()));
+    println!("cargo:rerun-if-env-changed=CDN_EXPORTER_REVISION");
+    println!("cargo:rerun-if-changed=.git/HEAD");
+}

@@ -1,0 +1,157 @@
+//! Wiring: config → collector → HTTP router, and the server loop.
+
+use crate::clock::SharedClock;
+use crate::collector::{AccountSetup, Collector};
+use crate::config::Config;
+use crate::http::Transport;
+use crate::metrics;
+use crate::vendors;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Shared state of the HTTP handlers.
+#[derive(Clone)]
+pub struct AppState {
+    pub collector: Arc<Collector>,
+    /// Deadline when Prometheus sends no scrape timeout header.
+    pub scrape_timeout: Duration,
+    /// Answer this much before Prometheus' own deadline.
+    pub scrape_timeout_margin: Duration,
+}
+
+/// Builds the collector for a validated config.
+pub fn collector(config: &Config, transport: Arc<dyn Transport>, clock: SharedClock) -> Collector {
+    let setups = config
+        .accounts
+        .iter()
+        .map(|a| AccountSetup {
+            name: a.name.clone(),
+            kind: a.kind,
+            vendor: vendors::instantiate(a.context.clone()),
+            rates: a.rates.clone(),
+            task_types: a.task_types.clone(),
+            settings: a.settings.clone(),
+        })
+        .collect();
+    Collector::new(setups, transport, clock)
+}
+
+/// The exporter's routes.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics_handler))
+        .route("/-/healthy", get(|| async { "Healthy\n" }))
+        .route("/-/ready", get(|| async { "Ready\n" }))
+        .route("/", get(landing))
+        .with_state(state)
+}
+
+/// The scrape deadline: Prometheus' own timeout header minus the margin,
+/// else the configured default minus the margin.
+pub fn scrape_deadline(headers: &HeaderMap, default: Duration, margin: Duration) -> Duration {
+    let timeout = headers
+        .get("x-prometheus-scrape-timeout-seconds")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .map(|v| Duration::from_secs_f64(v.min(3600.0)))
+        .unwrap_or(default);
+    timeout.saturating_sub(margin)
+}
+
+async fn metrics_handler(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    let budget = scrape_deadline(&headers, s.scrape_timeout, s.scrape_timeout_margin);
+    s.collector.collect(tokio::time::Instant::now() + budget).await;
+    let body = metrics::render(&s.collector, s.collector.clock.unix());
+    ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], body).into_response()
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+async fn landing(State(s): State<AppState>) -> impl IntoResponse {
+    let now = s.collector.clock.unix();
+    let mut rows = String::new();
+    for a in &s.collector.accounts {
+        let snap = a.snapshot();
+        let state = match (snap.up, snap.last_success) {
+            (true, _) => "up",
+            (false, None) if snap.last_error.is_none() => "not yet refreshed",
+            _ => "down",
+        };
+        rows.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.0}s</td><td>{}</td></tr>\n",
+            html_escape(&a.name),
+            a.kind,
+            html_escape(&metrics::watched(a)),
+            state,
+            a.data_age(now, s.collector.started),
+            snap.cache_tasks,
+        ));
+    }
+    let page = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>CDN task exporter</title>\
+         <style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:.2em .8em;text-align:left}}</style></head><body>\
+         <h1>CDN task exporter</h1><p>Version {} ({})</p>\
+         <p><a href=\"/metrics\">Metrics</a> · <a href=\"/-/healthy\">Health</a> · <a href=\"/-/ready\">Readiness</a></p>\
+         <h2>Accounts</h2><table><tr><th>Account</th><th>Vendor</th><th>Task types</th><th>State</th><th>Data age</th><th>Cached tasks</th></tr>\n{rows}</table>\
+         </body></html>",
+        env!("CARGO_PKG_VERSION"),
+        env!("CDN_EXPORTER_REVISION"),
+    );
+    (StatusCode::OK, Html(page))
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves.
+pub async fn run(listener: tokio::net::TcpListener, router: Router, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadline_honours_prometheus_header() {
+        let mut h = HeaderMap::new();
+        let d = Duration::from_secs(10);
+        let m = Duration::from_millis(500);
+        assert_eq!(scrape_deadline(&h, d, m), Duration::from_millis(9500));
+        h.insert("x-prometheus-scrape-timeout-seconds", "2.5".parse().unwrap());
+        assert_eq!(scrape_deadline(&h, d, m), Duration::from_secs(2));
+        h.insert("x-prometheus-scrape-timeout-seconds", "garbage".parse().unwrap());
+        assert_eq!(scrape_deadline(&h, d, m), Duration::from_millis(9500));
+        h.insert("x-prometheus-scrape-timeout-seconds", "0.2".parse().unwrap());
+        assert_eq!(scrape_deadline(&h, d, m), Duration::ZERO);
+    }
+}

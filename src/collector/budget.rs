@@ -1,0 +1,268 @@
+//! The rate budget: the single place that decides whether a request may go.
+//!
+//! Every request the driver sends — a page, a re-check, a retry, a quota
+//! call — takes a permit here first. Vendors count in sliding windows ("at
+//! most N in any interval of W"), so this is a sliding-window log, not a
+//! token bucket: a bucket with burst N can send almost 2N inside one window
+//! (a full burst, then the refill), which is exactly what gets an account
+//! throttled. `governor` (GCRA) has the same property unless paced at burst
+//! 1, which wastes budget on paging; the log is exact and tiny (N entries).
+//!
+//! Time is tokio's monotonic clock, so tests pause and advance it.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// A request rate: at most `requests` in any window of length `per`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub requests: u32,
+    pub per: Duration,
+}
+
+impl Rate {
+    /// `requests` per `per`.
+    pub const fn new(requests: u32, per: Duration) -> Self {
+        Rate { requests, per }
+    }
+
+    /// Scales a vendor limit by a safety fraction in (0, 1]. When the scaled
+    /// count drops below one request (CDNetworks: 1 per 5 min × 0.5), the
+    /// window is stretched instead: 1 per 10 min.
+    pub fn scaled(self, fraction: f64) -> Rate {
+        let exact = f64::from(self.requests) * fraction;
+        if exact >= 1.0 {
+            Rate::new(exact.floor() as u32, self.per)
+        } else {
+            let per = self.per.as_secs_f64() / exact.max(1e-9);
+            Rate::new(1, Duration::from_secs_f64(per.min(86_400.0 * 365.0)))
+        }
+    }
+
+    /// Requests per second, for comparing budgets with vendor limits.
+    pub fn per_second(self) -> f64 {
+        f64::from(self.requests) / self.per.as_secs_f64()
+    }
+
+    /// Parses `N/DURATION`, e.g. `2/1s`, `1/5m`.
+    pub fn parse(s: &str) -> Result<Rate, String> {
+        let (n, per) = s
+            .split_once('/')
+            .ok_or_else(|| format!("rate {s:?} is not of the form N/DURATION, e.g. 2/1s"))?;
+        let requests: u32 = n
+            .trim()
+            .parse()
+            .map_err(|_| format!("rate {s:?}: {n:?} is not a whole number"))?;
+        let per = humantime::parse_duration(per.trim())
+            .map_err(|e| format!("rate {s:?}: bad duration {per:?}: {e}"))?;
+        if requests == 0 || per.is_zero() {
+            return Err(format!("rate {s:?} must allow at least one request per non-zero window"));
+        }
+        Ok(Rate::new(requests, per))
+    }
+}
+
+impl fmt::Display for Rate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.requests, humantime::format_duration(self.per))
+    }
+}
+
+/// Why no permit was granted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Denied {
+    /// The next permit is further away than the caller will wait.
+    #[error("rate budget exhausted: next request allowed in {0:?}")]
+    Exhausted(Duration),
+}
+
+/// Sliding-window log for one API of one account.
+#[derive(Debug)]
+struct Window {
+    rate: Rate,
+    /// Send times of the requests still inside the window, oldest first.
+    sent: VecDeque<Instant>,
+    /// Set after a throttling answer: nothing goes before this instant.
+    blocked_until: Option<Instant>,
+}
+
+impl Window {
+    /// Vendors see our requests a little later or earlier than we send them;
+    /// widen the window by 1% (at least 50 ms) so jitter never tips us over.
+    fn span(&self) -> Duration {
+        self.rate.per + (self.rate.per / 100).max(Duration::from_millis(50))
+    }
+
+    fn prune(&mut self, now: Instant) {
+        let span = self.span();
+        while let Some(&t) = self.sent.front() {
+            if now.saturating_duration_since(t) >= span {
+                self.sent.pop_front();
+            } else {
+                break;
+            }
+        }
+    }
+
+    /// The earliest instant a request may be sent.
+    fn next_slot(&mut self, now: Instant) -> Instant {
+        self.prune(now);
+        let by_window = if (self.sent.len() as u32) < self.rate.requests {
+            now
+        } else {
+            // Full: the oldest entry must leave the window first.
+            self.sent[self.sent.len() - self.rate.requests as usize] + self.span()
+        };
+        match self.blocked_until {
+            Some(b) if b > by_window => b,
+            _ => by_window,
+        }
+    }
+}
+
+/// The budgets of one account: one sliding window per API (vendors such as
+/// Aliyun limit each API separately).
+#[derive(Debug)]
+pub struct Budget {
+    windows: Vec<Mutex<Window>>,
+}
+
+impl Budget {
+    /// One window per API, in the vendor's API order.
+    pub fn new(rates: impl IntoIterator<Item = Rate>) -> Self {
+        Budget {
+            windows: rates
+                .into_iter()
+                .map(|rate| {
+                    Mutex::new(Window {
+                        rate,
+                        sent: VecDeque::with_capacity(rate.requests.min(64) as usize),
+                        blocked_until: None,
+                    })
+                })
+                .collect(),
+        }
+    }
+
+    fn window(&self, api: usize) -> std::sync::MutexGuard<'_, Window> {
+        // A poisoned lock only means another thread panicked mid-update of a
+        // VecDeque of instants; the data is still a valid (conservative) log.
+        self.windows[api].lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The rate configured for `api`.
+    pub fn rate(&self, api: usize) -> Rate {
+        self.window(api).rate
+    }
+
+    /// Number of APIs.
+    pub fn len(&self) -> usize {
+        self.windows.len()
+    }
+
+    /// True when there are no APIs.
+    pub fn is_empty(&self) -> bool {
+        self.windows.is_empty()
+    }
+
+    /// How long until `api` could send, without taking a permit.
+    pub fn wait_time(&self, api: usize) -> Duration {
+        let now = Instant::now();
+        self.window(api).next_slot(now).saturating_duration_since(now)
+    }
+
+    /// Takes a permit for `api`, waiting for it if it comes within
+    /// `max_wait`. The check and the record happen under one lock, so
+    /// concurrent callers can never overspend.
+    pub async fn acquire(&self, api: usize, max_wait: Duration) -> Result<(), Denied> {
+        loop {
+            let slot = {
+                let now = Instant::now();
+                let mut w = self.window(api);
+                let slot = w.next_slot(now);
+                if slot <= now {
+                    w.sent.push_back(now);
+                    return Ok(());
+                }
+                let wait = slot - now;
+                if wait > max_wait {
+                    return Err(Denied::Exhausted(wait));
+                }
+                slot
+            };
+            tokio::time::sleep_until(slot).await;
+        }
+    }
+
+    /// After a throttling answer: send nothing on `api` for `pause`.
+    pub fn block_for(&self, api: usize, pause: Duration) {
+        let until = Instant::now() + pause;
+        let mut w = self.window(api);
+        if w.blocked_until.is_none_or(|b| b < until) {
+            w.blocked_until = Some(until);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scaling_keeps_headroom_and_stretches_small_rates() {
+        let five = Rate::new(5, Duration::from_secs(1));
+        assert_eq!(five.scaled(0.5), Rate::new(2, Duration::from_secs(1)));
+        assert_eq!(five.scaled(1.0), five);
+        let cdn = Rate::new(1, Duration::from_secs(300));
+        assert_eq!(cdn.scaled(0.5), Rate::new(1, Duration::from_secs(600)));
+        assert_eq!(cdn.scaled(1.0), cdn);
+    }
+
+    #[test]
+    fn parses_rates() {
+        assert_eq!(Rate::parse("2/1s").unwrap(), Rate::new(2, Duration::from_secs(1)));
+        assert_eq!(Rate::parse("1/5m").unwrap(), Rate::new(1, Duration::from_secs(300)));
+        assert!(Rate::parse("0/1s").is_err());
+        assert!(Rate::parse("two/1s").is_err());
+        assert!(Rate::parse("2/fast").is_err());
+        assert!(Rate::parse("2").is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn never_more_than_n_in_any_window() {
+        let b = Budget::new([Rate::new(3, Duration::from_secs(1))]);
+        let start = Instant::now();
+        let mut sent = Vec::new();
+        for _ in 0..10 {
+            b.acquire(0, Duration::from_secs(5)).await.unwrap();
+            sent.push(Instant::now() - start);
+        }
+        for (i, t) in sent.iter().enumerate() {
+            let in_window = sent[i..].iter().filter(|u| **u - *t < Duration::from_secs(1)).count();
+            assert!(in_window <= 3, "{in_window} requests within 1s starting at {t:?}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refuses_when_the_wait_is_too_long() {
+        let b = Budget::new([Rate::new(1, Duration::from_secs(300))]);
+        b.acquire(0, Duration::ZERO).await.unwrap();
+        let err = b.acquire(0, Duration::from_secs(1)).await.unwrap_err();
+        assert!(matches!(err, Denied::Exhausted(w) if w > Duration::from_secs(299)));
+        tokio::time::advance(Duration::from_secs(304)).await;
+        b.acquire(0, Duration::ZERO).await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn throttling_blocks_the_api() {
+        let b = Budget::new([Rate::new(100, Duration::from_secs(1)), Rate::new(100, Duration::from_secs(1))]);
+        b.block_for(0, Duration::from_secs(30));
+        assert!(b.acquire(0, Duration::from_secs(1)).await.is_err());
+        assert!(b.acquire(1, Duration::ZERO).await.is_ok(), "other APIs are unaffected");
+        tokio::time::advance(Duration::from_secs(30)).await;
+        assert!(b.acquire(0, Duration::ZERO).await.is_ok());
+    }
+}

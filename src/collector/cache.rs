@@ -1,0 +1,329 @@
+//! The per-account task cache: what we know about every task created within
+//! the lookback, kept compact so a million tasks fit in ~100 MB.
+//!
+//! Tasks are keyed by a keyed hash of their id (8 bytes instead of a string);
+//! only still-unfinished tasks keep their id text, because only they are ever
+//! requested again. Finished tasks never change, so they are never fetched
+//! again — their entry only serves the counts and the dedupe.
+
+use crate::task::{Task, TaskStatus, TaskType};
+use std::collections::hash_map::{Entry, RandomState};
+use std::collections::HashMap;
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+
+/// Keys are already uniformly distributed hashes: pass them through.
+#[derive(Default)]
+pub struct IdentityHasher(u64);
+
+impl Hasher for IdentityHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type IdMap<V> = HashMap<u64, V, BuildHasherDefault<IdentityHasher>>;
+
+const NO_FINISH: u32 = u32::MAX;
+const NO_PROGRESS: u16 = u16::MAX;
+
+/// One cached task: 24 bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CachedTask {
+    pub created_at: i64,
+    /// Seconds from creation to completion, `NO_FINISH` if unknown.
+    finish_offset: u32,
+    pub url_count: u32,
+    /// Progress in 1/10000, `NO_PROGRESS` if not reported.
+    progress: u16,
+    task_type: u8,
+    status: u8,
+    /// Index of the stream that listed it.
+    pub stream: u8,
+}
+
+impl CachedTask {
+    fn from_task(t: &Task, stream: u8) -> Self {
+        let finish_offset = t
+            .finished_at
+            .and_then(|f| u32::try_from(f - t.created_at).ok())
+            .unwrap_or(NO_FINISH);
+        CachedTask {
+            created_at: t.created_at,
+            finish_offset,
+            url_count: t.url_count,
+            progress: t
+                .progress
+                .filter(|p| p.is_finite())
+                .map(|p| (p.clamp(0.0, 1.0) * 10_000.0).round() as u16)
+                .unwrap_or(NO_PROGRESS),
+            task_type: t.task_type.index() as u8,
+            status: t.status.index() as u8,
+            stream,
+        }
+    }
+
+    /// The task type.
+    pub fn task_type(&self) -> TaskType {
+        TaskType::from_index(self.task_type.into()).unwrap_or(TaskType::RefreshFile)
+    }
+
+    /// The last status seen.
+    pub fn status(&self) -> TaskStatus {
+        TaskStatus::from_index(self.status.into()).unwrap_or(TaskStatus::Unknown)
+    }
+
+    /// Completion credit, as [`Task::completion`].
+    pub fn completion(&self) -> f64 {
+        if self.status().is_finished() {
+            1.0
+        } else if self.progress == NO_PROGRESS {
+            0.0
+        } else {
+            f64::from(self.progress) / 10_000.0
+        }
+    }
+}
+
+/// A task seen finished for the first time (not part of the baseline).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Finished {
+    pub task_type: TaskType,
+    pub status: TaskStatus,
+    /// Create→finish, when the vendor reported a finish time.
+    pub duration_seconds: Option<f64>,
+}
+
+/// Counts over the cache, per task type × status.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Aggregates {
+    pub tasks: [[u64; 5]; 5],
+    pub urls: [[u64; 5]; 5],
+    /// Creation time of the oldest unfinished task per type.
+    pub oldest_unfinished: [Option<i64>; 5],
+    /// Sum of completion credit per type.
+    pub completion: [f64; 5],
+}
+
+/// The tasks of one account.
+#[derive(Debug)]
+pub struct TaskCache {
+    hasher: RandomState,
+    tasks: IdMap<CachedTask>,
+    /// Id text of unfinished tasks, for re-checks.
+    unfinished: IdMap<Box<str>>,
+    cap: usize,
+    /// Tasks evicted because the cap was hit.
+    pub dropped: u64,
+}
+
+impl TaskCache {
+    /// A cache holding at most `cap` tasks.
+    pub fn new(cap: usize) -> Self {
+        TaskCache {
+            hasher: RandomState::new(),
+            tasks: IdMap::default(),
+            unfinished: IdMap::default(),
+            cap: cap.max(1),
+            dropped: 0,
+        }
+    }
+
+    /// Tasks held.
+    pub fn len(&self) -> usize {
+        self.tasks.len()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.tasks.is_empty()
+    }
+
+    /// The key of a task id.
+    pub fn key(&self, id: &str) -> u64 {
+        self.hasher.hash_one(id)
+    }
+
+    /// Inserts or updates a task. Returns the finish event when this is the
+    /// first time the task is seen finished and it is not baseline: it was
+    /// seen unfinished before, or created at/after `counting_since`.
+    pub fn upsert(&mut self, task: &Task, stream: u8, counting_since: i64) -> Option<Finished> {
+        let key = self.key(&task.id);
+        let new = CachedTask::from_task(task, stream);
+        let was_unfinished = match self.tasks.entry(key) {
+            Entry::Occupied(mut e) => {
+                let old = *e.get();
+                if old.status().is_finished() {
+                    // Finished tasks never change; ignore a late, stale read.
+                    return None;
+                }
+                e.insert(new);
+                Some(true)
+            }
+            Entry::Vacant(_) => None,
+        };
+        if was_unfinished.is_none() {
+            if self.tasks.len() >= self.cap {
+                self.evict_oldest();
+            }
+            self.tasks.insert(key, new);
+        }
+        if task.status.is_finished() {
+            self.unfinished.remove(&key);
+        } else {
+            self.unfinished.entry(key).or_insert_with(|| task.id.as_str().into());
+        }
+        let counts = task.status.is_finished() && (was_unfinished.is_some() || task.created_at >= counting_since);
+        counts.then(|| Finished {
+            task_type: task.task_type,
+            status: task.status,
+            duration_seconds: task
+                .finished_at
+                .map(|f| (f - task.created_at) as f64)
+                .filter(|d| *d >= 0.0),
+        })
+    }
+
+    /// Drops the oldest tenth of the cache (at least one task), counting them.
+    fn evict_oldest(&mut self) {
+        let mut created: Vec<i64> = self.tasks.values().map(|t| t.created_at).collect();
+        let n = (created.len() / 10).max(1).min(created.len() - 1);
+        let (_, threshold, _) = created.select_nth_unstable(n);
+        let threshold = *threshold;
+        let before = self.tasks.len();
+        self.tasks.retain(|_, t| t.created_at > threshold);
+        self.dropped += (before - self.tasks.len()) as u64;
+        let tasks = &self.tasks;
+        self.unfinished.retain(|k, _| tasks.contains_key(k));
+    }
+
+    /// Forgets tasks created before `start` (they left the lookback).
+    pub fn expire(&mut self, start: i64) {
+        self.tasks.retain(|_, t| t.created_at >= start);
+        let tasks = &self.tasks;
+        self.unfinished.retain(|k, _| tasks.contains_key(k));
+    }
+
+    /// The cached entry under `key`.
+    pub fn get(&self, key: u64) -> Option<&CachedTask> {
+        self.tasks.get(&key)
+    }
+
+    /// Unfinished tasks: (key, id, cached entry).
+    pub fn unfinished(&self) -> impl Iterator<Item = (u64, &str, &CachedTask)> {
+        self.unfinished
+            .iter()
+            .filter_map(|(k, id)| self.tasks.get(k).map(|t| (*k, &**id, t)))
+    }
+
+    /// Counts over every cached task.
+    pub fn aggregate(&self) -> Aggregates {
+        let mut a = Aggregates::default();
+        for t in self.tasks.values() {
+            let (ty, st) = (t.task_type as usize, t.status as usize);
+            a.tasks[ty][st] += 1;
+            a.urls[ty][st] += u64::from(t.url_count);
+            a.completion[ty] += t.completion();
+            if !t.status().is_finished() {
+                let o = &mut a.oldest_unfinished[ty];
+                if o.is_none_or(|o| t.created_at < o) {
+                    *o = Some(t.created_at);
+                }
+            }
+        }
+        a
+    }
+
+    /// Bytes the cache's tables hold (capacity, not length), for benchmarks.
+    pub fn heap_bytes(&self) -> usize {
+        // hashbrown: one control byte per bucket plus the (key, value) slots.
+        let slot = std::mem::size_of::<(u64, CachedTask)>() + 1;
+        let ids: usize = self.unfinished.values().map(|s| s.len()).sum();
+        self.tasks.capacity() * slot + self.unfinished.capacity() * (std::mem::size_of::<(u64, Box<str>)>() + 1) + ids
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(id: &str, status: TaskStatus, created: i64) -> Task {
+        Task {
+            id: id.into(),
+            task_type: TaskType::Prefetch,
+            status,
+            url_count: 2,
+            domain: None,
+            created_at: created,
+            finished_at: status.is_finished().then_some(created + 30),
+            progress: None,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn cached_task_is_small() {
+        assert_eq!(std::mem::size_of::<CachedTask>(), 24);
+    }
+
+    #[test]
+    fn baseline_is_not_counted_but_transitions_and_new_tasks_are() {
+        let mut c = TaskCache::new(100);
+        // Before counting_since (1000) and already finished: baseline.
+        assert_eq!(c.upsert(&task("old", TaskStatus::Success, 900), 0, 1000), None);
+        // Seen running, later finished: counted once.
+        assert_eq!(c.upsert(&task("a", TaskStatus::Running, 900), 0, 1000), None);
+        let f = c.upsert(&task("a", TaskStatus::Failed, 900), 0, 1000).unwrap();
+        assert_eq!((f.status, f.duration_seconds), (TaskStatus::Failed, Some(30.0)));
+        assert_eq!(c.upsert(&task("a", TaskStatus::Failed, 900), 0, 1000), None, "counted once");
+        // Created after counting started and first seen finished: counted.
+        assert!(c.upsert(&task("b", TaskStatus::Success, 1100), 0, 1000).is_some());
+        assert_eq!(c.len(), 3);
+        assert_eq!(c.unfinished().count(), 0);
+    }
+
+    #[test]
+    fn finished_tasks_never_regress() {
+        let mut c = TaskCache::new(10);
+        c.upsert(&task("a", TaskStatus::Success, 1), 0, 0);
+        c.upsert(&task("a", TaskStatus::Running, 1), 0, 0);
+        assert_eq!(c.aggregate().tasks[TaskType::Prefetch.index()][TaskStatus::Success.index()], 1);
+    }
+
+    #[test]
+    fn cap_evicts_oldest_and_counts() {
+        let mut c = TaskCache::new(10);
+        for i in 0..25 {
+            c.upsert(&task(&format!("t{i}"), TaskStatus::Running, i), 0, 0);
+        }
+        assert!(c.len() <= 10);
+        assert_eq!(c.dropped as usize + c.len(), 25);
+        assert!(c.unfinished().all(|(_, id, _)| id >= "t15" || id.len() > 2));
+        assert_eq!(c.unfinished().count(), c.len());
+    }
+
+    #[test]
+    fn expire_and_aggregate() {
+        let mut c = TaskCache::new(100);
+        c.upsert(&task("a", TaskStatus::Running, 10), 0, 0);
+        c.upsert(&task("b", TaskStatus::Running, 20), 0, 0);
+        c.upsert(&task("c", TaskStatus::Success, 30), 0, 0);
+        let a = c.aggregate();
+        let p = TaskType::Prefetch.index();
+        assert_eq!(a.tasks[p][TaskStatus::Running.index()], 2);
+        assert_eq!(a.urls[p][TaskStatus::Running.index()], 4);
+        assert_eq!(a.oldest_unfinished[p], Some(10));
+        assert_eq!(a.completion[p], 1.0);
+        c.expire(15);
+        assert_eq!(c.len(), 2);
+        assert_eq!(c.aggregate().oldest_unfinished[p], Some(20));
+        assert_eq!(c.unfinished().count(), 1);
+    }
+}

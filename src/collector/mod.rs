@@ -1,0 +1,331 @@
+//! Scrape-triggered collection.
+//!
+//! A scrape asks every account to be fresh. An account refreshes only when
+//! its data is older than its minimum refresh interval *and* its budget has a
+//! permit; concurrent scrapes (HA Prometheus pairs) share the one refresh in
+//! flight. Refreshes run as their own tasks: the scrape waits until its
+//! deadline, then answers from the cache while the refresh completes in the
+//! background. Every request goes through [`budget::Budget`] — the single
+//! place the rate invariant is enforced.
+
+pub mod budget;
+pub mod cache;
+pub mod coverage;
+pub mod stats;
+mod sync;
+
+use crate::clock::SharedClock;
+use crate::http::Transport;
+use crate::task::TaskType;
+use crate::vendors::{Quota, Stream, Vendor, VendorKind};
+use budget::{Budget, Rate};
+use cache::{Aggregates, TaskCache};
+use coverage::Coverage;
+use stats::{ApiStats, Histogram, SkipReason, TASK_DURATION_BUCKETS};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+/// Per-account timing and size settings (validated config).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// How far back tasks are listed and kept (clamped to the vendor's limit).
+    pub lookback: Duration,
+    /// Data younger than this is served from cache without asking the vendor.
+    pub min_refresh_interval: Duration,
+    /// Each head listing starts this far before the previous one ended, to
+    /// catch tasks that appear late; duplicates are merged by id.
+    pub overlap: Duration,
+    /// The longest a refresh waits for a budget permit before deferring the
+    /// rest of its work to the next refresh.
+    pub max_permit_wait: Duration,
+    /// Deadline for one whole HTTP exchange, body included.
+    pub request_timeout: Duration,
+    /// Extra attempts after a transient failure (5xx, timeout, network).
+    pub retries: u32,
+    /// How often quotas are read.
+    pub quota_interval: Duration,
+    /// Most tasks cached; beyond it the oldest are evicted and counted.
+    pub max_tasks: usize,
+    /// Most pages one listing may claim, against a vendor that never ends.
+    pub max_pages: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            lookback: Duration::from_secs(86_400),
+            min_refresh_interval: Duration::from_secs(60),
+            overlap: Duration::from_secs(120),
+            max_permit_wait: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(30),
+            retries: 2,
+            quota_interval: Duration::from_secs(300),
+            max_tasks: 500_000,
+            max_pages: 1_000,
+        }
+    }
+}
+
+/// Everything needed to run one account.
+pub struct AccountSetup {
+    pub name: String,
+    pub kind: VendorKind,
+    pub vendor: Arc<dyn Vendor>,
+    /// One budget per vendor API, in the vendor's API order.
+    pub rates: Vec<Rate>,
+    pub task_types: Vec<TaskType>,
+    pub settings: Settings,
+}
+
+/// What the renderer shows for an account: replaced whole after each refresh.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub aggregates: Aggregates,
+    /// finished[task_type][0 = success, 1 = failed], since start.
+    pub finished: [[u64; 2]; 5],
+    pub quotas: Vec<Quota>,
+    /// The last refresh reached the vendor and every answer was usable.
+    pub up: bool,
+    /// Unix time the last fully successful refresh started.
+    pub last_success: Option<i64>,
+    pub cache_tasks: usize,
+    pub cache_dropped: u64,
+    /// The last error, for the landing page (never contains a secret).
+    pub last_error: Option<String>,
+}
+
+/// Task duration histograms per vendor × task type, shared by accounts.
+#[derive(Debug, Default)]
+pub struct TaskDurations {
+    by_vendor: HashMap<VendorKind, Vec<Histogram>>,
+}
+
+impl TaskDurations {
+    /// Histograms for these vendors (every task type), so series exist at 0.
+    pub fn new(kinds: impl IntoIterator<Item = VendorKind>) -> Self {
+        let mut by_vendor = HashMap::new();
+        for k in kinds {
+            by_vendor
+                .entry(k)
+                .or_insert_with(|| TaskType::ALL.iter().map(|_| Histogram::new(TASK_DURATION_BUCKETS)).collect());
+        }
+        TaskDurations { by_vendor }
+    }
+
+    fn observe(&self, kind: VendorKind, t: TaskType, seconds: f64) {
+        if let Some(h) = self.by_vendor.get(&kind) {
+            h[t.index()].observe(seconds);
+        }
+    }
+
+    /// (vendor, task type, histogram), sorted by vendor name.
+    pub fn iter(&self) -> Vec<(VendorKind, TaskType, &Histogram)> {
+        let mut kinds: Vec<_> = self.by_vendor.keys().copied().collect();
+        kinds.sort_by_key(|k| k.as_str());
+        kinds
+            .into_iter()
+            .flat_map(|k| TaskType::ALL.into_iter().map(move |t| (k, t)))
+            .filter_map(|(k, t)| self.by_vendor.get(&k).map(|h| (k, t, &h[t.index()])))
+            .collect()
+    }
+}
+
+/// Mutable sync state; held only by the refresh in flight.
+struct SyncState {
+    cache: TaskCache,
+    streams: Vec<Stream>,
+    coverage: Vec<Coverage>,
+    /// Tasks created before this (first sync start) are the baseline.
+    counting_since: Option<i64>,
+    finished: [[u64; 2]; 5],
+    quotas: Vec<Quota>,
+    last_quota: Option<Instant>,
+    /// Consecutive throttling answers per API, for backoff.
+    throttle_streak: Vec<u32>,
+}
+
+#[derive(Default)]
+struct Flight {
+    running: Option<(JoinHandle<()>, watch::Receiver<bool>)>,
+    last_start: Option<Instant>,
+}
+
+/// One configured account and its live state.
+pub struct Account {
+    pub name: String,
+    pub kind: VendorKind,
+    pub task_types: Vec<TaskType>,
+    pub settings: Settings,
+    /// API names, in the vendor's order (the `api` label).
+    pub api_names: Vec<&'static str>,
+    pub stats: ApiStats,
+    vendor: Arc<dyn Vendor>,
+    budget: Budget,
+    transport: Arc<dyn Transport>,
+    clock: SharedClock,
+    durations: Arc<TaskDurations>,
+    state: tokio::sync::Mutex<SyncState>,
+    snapshot: RwLock<Arc<Snapshot>>,
+    flight: Mutex<Flight>,
+}
+
+impl std::fmt::Debug for Account {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Account").field("name", &self.name).field("kind", &self.kind).finish_non_exhaustive()
+    }
+}
+
+impl Account {
+    fn new(setup: AccountSetup, transport: Arc<dyn Transport>, clock: SharedClock, durations: Arc<TaskDurations>) -> Self {
+        let apis = setup.kind.apis();
+        let streams = setup.vendor.streams(&setup.task_types);
+        Account {
+            api_names: apis.iter().map(|a| a.name).collect(),
+            stats: ApiStats::new(apis.len()),
+            budget: Budget::new(setup.rates.iter().copied()),
+            state: tokio::sync::Mutex::new(SyncState {
+                cache: TaskCache::new(setup.settings.max_tasks),
+                coverage: vec![Coverage::default(); streams.len()],
+                streams,
+                counting_since: None,
+                finished: [[0; 2]; 5],
+                quotas: Vec::new(),
+                last_quota: None,
+                throttle_streak: vec![0; apis.len()],
+            }),
+            snapshot: RwLock::new(Arc::new(Snapshot::default())),
+            flight: Mutex::new(Flight::default()),
+            name: setup.name,
+            kind: setup.kind,
+            task_types: setup.task_types,
+            settings: setup.settings,
+            vendor: setup.vendor,
+            transport,
+            clock,
+            durations,
+        }
+    }
+
+    /// The data the last refresh left.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The rate budget of `api`.
+    pub fn rate(&self, api: usize) -> Rate {
+        self.budget.rate(api)
+    }
+
+    /// Seconds since the last fully successful refresh started (since the
+    /// exporter started, before the first one).
+    pub fn data_age(&self, now: i64, started: i64) -> f64 {
+        (now - self.snapshot().last_success.unwrap_or(started)).max(0) as f64
+    }
+
+    /// Starts a refresh if one is due and affordable. Returns a receiver that
+    /// turns true when the refresh in flight (new or already running) ends.
+    pub fn ensure_fresh(self: &Arc<Self>) -> Option<watch::Receiver<bool>> {
+        let mut f = self.flight.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((handle, rx)) = &f.running {
+            if !handle.is_finished() {
+                return Some(rx.clone());
+            }
+        }
+        f.running = None;
+        if f.last_start.is_some_and(|t| t.elapsed() < self.settings.min_refresh_interval) {
+            self.skip(SkipReason::Fresh);
+            return None;
+        }
+        if (0..self.budget.len()).all(|api| !self.budget.wait_time(api).is_zero()) {
+            self.skip(SkipReason::Budget);
+            return None;
+        }
+        f.last_start = Some(Instant::now());
+        let (tx, rx) = watch::channel(false);
+        let me = Arc::clone(self);
+        let handle = tokio::spawn(async move {
+            me.refresh().await;
+            let _ = tx.send(true);
+        });
+        f.running = Some((handle, rx.clone()));
+        Some(rx)
+    }
+
+    fn skip(&self, reason: SkipReason) {
+        self.stats.skipped[reason as usize].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Runs one refresh to completion and publishes a new snapshot.
+    pub async fn refresh(&self) {
+        let mut st = self.state.lock().await;
+        let started = self.clock.unix();
+        let result = self.sync(&mut st, started).await;
+        st.cache.expire(started - self.settings.lookback.as_secs() as i64);
+        let prev = self.snapshot();
+        let (up, last_success, last_error) = match &result {
+            Ok(()) => (true, Some(started), None),
+            // Throttling says nothing about the vendor's health.
+            Err(e) if e.outcome == crate::vendors::Outcome::Throttled => {
+                (prev.up, prev.last_success, Some(e.to_string()))
+            }
+            Err(e) => (false, prev.last_success, Some(e.to_string())),
+        };
+        if let Err(e) = &result {
+            tracing::warn!(vendor = %self.kind, account = %self.name, outcome = e.outcome.as_str(), error = %e, "refresh failed");
+        } else {
+            tracing::debug!(vendor = %self.kind, account = %self.name, tasks = st.cache.len(), "refresh done");
+        }
+        let snap = Snapshot {
+            aggregates: st.cache.aggregate(),
+            finished: st.finished,
+            quotas: st.quotas.clone(),
+            up,
+            last_success,
+            cache_tasks: st.cache.len(),
+            cache_dropped: st.cache.dropped,
+            last_error,
+        };
+        *self.snapshot.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(snap);
+    }
+}
+
+/// All accounts, and what a scrape does with them.
+pub struct Collector {
+    pub accounts: Vec<Arc<Account>>,
+    pub durations: Arc<TaskDurations>,
+    pub clock: SharedClock,
+    /// Unix time the collector started.
+    pub started: i64,
+}
+
+impl Collector {
+    /// Builds the accounts; nothing is requested until the first scrape.
+    pub fn new(setups: Vec<AccountSetup>, transport: Arc<dyn Transport>, clock: SharedClock) -> Self {
+        let durations = Arc::new(TaskDurations::new(setups.iter().map(|s| s.kind)));
+        let started = clock.unix();
+        let accounts = setups
+            .into_iter()
+            .map(|s| Arc::new(Account::new(s, Arc::clone(&transport), Arc::clone(&clock), Arc::clone(&durations))))
+            .collect();
+        Collector { accounts, durations, clock, started }
+    }
+
+    /// Refreshes what is due, waiting at most until `deadline`; refreshes
+    /// still running then finish in the background.
+    pub async fn collect(&self, deadline: Instant) {
+        let t0 = Instant::now();
+        let waits: Vec<_> = self.accounts.iter().map(|a| a.ensure_fresh()).collect();
+        for (account, wait) in self.accounts.iter().zip(waits) {
+            if let Some(mut rx) = wait {
+                let _ = tokio::time::timeout_at(deadline, rx.wait_for(|done| *done)).await;
+                account.stats.scrape_seconds.set(t0.elapsed().as_secs_f64());
+            } else {
+                account.stats.scrape_seconds.set(0.0);
+            }
+        }
+    }
+}

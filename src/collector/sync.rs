@@ -1,0 +1,261 @@
+//! The refresh driver: plans the work of one refresh and executes it through
+//! the budget. Order matters when permits are scarce:
+//! 1. the newest uncovered window of every stream (fresh tasks first);
+//! 2. re-checks of tasks still unfinished that the heads did not return;
+//! 3. backfill of older gaps, newest first (cold start, earlier failures);
+//! 4. quotas, when due.
+//!
+//! A missing permit defers the rest of that API's work to the next refresh
+//! (paging resumes where it stopped); an error ends the refresh.
+
+use super::{Account, SyncState};
+use crate::http::TransportError;
+use crate::vendors::{ApiError, Outcome, Parsed, Query, Unfinished, Window};
+use std::collections::HashSet;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Why a query stopped early.
+enum Stop {
+    /// No permit within the wait limit: try again next refresh.
+    Budget,
+    /// A classified failure.
+    Failed(ApiError),
+}
+
+/// Per-refresh bookkeeping.
+struct Run {
+    now: i64,
+    lookback_start: i64,
+    /// APIs that ran out of permits this refresh.
+    exhausted: HashSet<usize>,
+    /// Keys of tasks returned during this refresh.
+    seen: HashSet<u64>,
+}
+
+impl Account {
+    pub(super) async fn sync(&self, st: &mut SyncState, now: i64) -> Result<(), ApiError> {
+        let lookback_start = now - self.settings.lookback.as_secs() as i64;
+        let overlap = self.settings.overlap.as_secs() as i64;
+        st.counting_since.get_or_insert(now);
+        for c in &mut st.coverage {
+            c.advance(now, overlap, lookback_start);
+        }
+        let mut run = Run { now, lookback_start, exhausted: HashSet::new(), seen: HashSet::new() };
+
+        // 1. Heads.
+        for i in 0..st.streams.len() {
+            let span = self.span_of(st, i);
+            if let Some(head) = st.coverage[i].chunks(span).first().copied() {
+                self.run_list(st, &mut run, i, head).await?;
+            }
+        }
+
+        // 2. Re-checks of unfinished tasks the heads did not return.
+        let mut unfinished: Vec<Unfinished> = st
+            .cache
+            .unfinished()
+            .filter(|(k, _, _)| !run.seen.contains(k))
+            .filter_map(|(_, id, t)| {
+                st.streams.get(usize::from(t.stream)).map(|s| Unfinished {
+                    id: id.to_owned(),
+                    task_type: t.task_type(),
+                    created_at: t.created_at,
+                    stream: *s,
+                })
+            })
+            .collect();
+        unfinished.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.id.cmp(&b.id)));
+        for q in self.vendor.plan_rechecks(&unfinished) {
+            if run.exhausted.contains(&q.api()) {
+                continue;
+            }
+            match self.run_query(st, &mut run, &q, 1).await {
+                Ok(()) => {}
+                Err(Stop::Budget) => {
+                    run.exhausted.insert(q.api());
+                }
+                Err(Stop::Failed(e)) => return Err(e),
+            }
+        }
+
+        // 3. Backfill.
+        for i in 0..st.streams.len() {
+            let span = self.span_of(st, i);
+            for w in st.coverage[i].chunks(span) {
+                if run.exhausted.contains(&st.streams[i].api) {
+                    break;
+                }
+                self.run_list(st, &mut run, i, w).await?;
+            }
+        }
+
+        // 4. Quotas.
+        if st.last_quota.is_none_or(|t| t.elapsed() >= self.settings.quota_interval) {
+            let mut complete = true;
+            for q in self.vendor.quota_queries(&self.task_types) {
+                if run.exhausted.contains(&q.api()) {
+                    complete = false;
+                    continue;
+                }
+                match self.run_query(st, &mut run, &q, 1).await {
+                    Ok(()) => {}
+                    Err(Stop::Budget) => {
+                        complete = false;
+                        run.exhausted.insert(q.api());
+                    }
+                    Err(Stop::Failed(e)) => return Err(e),
+                }
+            }
+            if complete {
+                st.last_quota = Some(Instant::now());
+            }
+        }
+        Ok(())
+    }
+
+    fn span_of(&self, st: &SyncState, i: usize) -> Option<i64> {
+        self.vendor.max_span(&st.streams[i]).map(|d| d.as_secs() as i64)
+    }
+
+    /// Lists window `w` of stream `i`, resuming paging where it stopped.
+    async fn run_list(&self, st: &mut SyncState, run: &mut Run, i: usize, w: Window) -> Result<(), ApiError> {
+        let stream = st.streams[i];
+        if run.exhausted.contains(&stream.api) {
+            return Ok(());
+        }
+        let start = st.coverage[i].start_page(w);
+        let q = Query::List { stream, window: w };
+        match self.run_query(st, run, &q, start).await {
+            Ok(()) => {
+                st.coverage[i].cover(w);
+                Ok(())
+            }
+            Err(Stop::Budget) => {
+                run.exhausted.insert(stream.api);
+                Ok(())
+            }
+            Err(Stop::Failed(e)) => Err(e),
+        }
+    }
+
+    /// Runs every page of `q` from `page`. On a budget stop mid-listing the
+    /// page to resume at is remembered.
+    async fn run_query(&self, st: &mut SyncState, run: &mut Run, q: &Query, mut page: u32) -> Result<(), Stop> {
+        loop {
+            let parsed = match self.request(st, q, page).await {
+                Ok(p) => p,
+                Err(Stop::Budget) => {
+                    if let Query::List { stream, window } = q {
+                        if page > 1 {
+                            if let Some(i) = st.streams.iter().position(|s| s == stream) {
+                                st.coverage[i].pause_at(*window, page);
+                            }
+                        }
+                    }
+                    return Err(Stop::Budget);
+                }
+                Err(e) => return Err(e),
+            };
+            let next = parsed.next_page;
+            self.merge(st, run, q, parsed);
+            match next {
+                Some(n) if n > page && n <= self.settings.max_pages => page = n,
+                Some(n) if n > self.settings.max_pages => {
+                    return Err(Stop::Failed(ApiError::new(
+                        Outcome::ParseError,
+                        format!("listing claims more than {} pages", self.settings.max_pages),
+                    )))
+                }
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    /// One request: permit, build, send, classify; retries transient
+    /// failures, each retry taking its own permit.
+    async fn request(&self, st: &mut SyncState, q: &Query, page: u32) -> Result<Parsed, Stop> {
+        let api = q.api();
+        let mut attempt = 0u32;
+        loop {
+            if self.budget.acquire(api, self.settings.max_permit_wait).await.is_err() {
+                return Err(Stop::Budget);
+            }
+            let req = self
+                .vendor
+                .build(q, page, self.clock.now())
+                .map_err(|e| Stop::Failed(ApiError::new(Outcome::ClientError, e.to_string())))?;
+            let t0 = Instant::now();
+            let sent = self.transport.send(req, self.settings.request_timeout).await;
+            self.stats.latency[api].observe(t0.elapsed().as_secs_f64());
+            let result = match sent {
+                Ok(resp) => self.vendor.parse(q, page, &resp),
+                Err(TransportError::Timeout(d)) => Err(ApiError::new(Outcome::Timeout, format!("no complete answer within {d:?}"))),
+                Err(TransportError::Network(m)) => Err(ApiError::new(Outcome::Network, m)),
+                Err(e @ TransportError::TooLarge(_)) => Err(ApiError::new(Outcome::ParseError, e.to_string())),
+            };
+            match result {
+                Ok(parsed) => {
+                    self.stats.count(api, Outcome::Ok);
+                    st.throttle_streak[api] = 0;
+                    return Ok(parsed);
+                }
+                Err(e) => {
+                    self.stats.count(api, e.outcome);
+                    tracing::debug!(vendor = %self.kind, account = %self.name, api = self.api_names[api], outcome = e.outcome.as_str(), error = %e, "request failed");
+                    if e.outcome == Outcome::Throttled {
+                        let streak = st.throttle_streak[api].min(6);
+                        st.throttle_streak[api] += 1;
+                        let per = self.budget.rate(api).per.max(Duration::from_secs(1));
+                        let pause = e
+                            .retry_after
+                            .unwrap_or(per * 2u32.pow(streak))
+                            .min(Duration::from_secs(3600));
+                        self.budget.block_for(api, pause);
+                        return Err(Stop::Failed(e));
+                    }
+                    if e.outcome.is_transient() && attempt < self.settings.retries {
+                        attempt += 1;
+                        tokio::time::sleep(Duration::from_millis(500) * 2u32.pow(attempt)).await;
+                        continue;
+                    }
+                    return Err(Stop::Failed(e));
+                }
+            }
+        }
+    }
+
+    /// Folds one response into the cache, counting first-seen finishes.
+    fn merge(&self, st: &mut SyncState, run: &mut Run, q: &Query, parsed: Parsed) {
+        let counting_since = st.counting_since.unwrap_or(run.now);
+        let list_stream = match q {
+            Query::List { stream, .. } => st.streams.iter().position(|s| s == stream),
+            _ => None,
+        };
+        for task in &parsed.tasks {
+            if !self.task_types.contains(&task.task_type) || task.created_at < run.lookback_start {
+                continue;
+            }
+            let key = st.cache.key(&task.id);
+            run.seen.insert(key);
+            let stream = list_stream
+                .or_else(|| st.cache.get(key).map(|t| usize::from(t.stream)))
+                .unwrap_or(0) as u8;
+            if let Some(f) = st.cache.upsert(task, stream, counting_since) {
+                let col = usize::from(f.status == crate::task::TaskStatus::Failed);
+                st.finished[f.task_type.index()][col] += 1;
+                if let Some(d) = f.duration_seconds {
+                    self.durations.observe(self.kind, f.task_type, d);
+                }
+                if f.status == crate::task::TaskStatus::Failed {
+                    tracing::info!(vendor = %self.kind, account = %self.name, task_type = %f.task_type, error = task.error.as_deref().unwrap_or(""), "task failed");
+                }
+            }
+        }
+        for quota in parsed.quotas {
+            st.quotas.retain(|q| q.task_type != quota.task_type);
+            st.quotas.push(quota);
+        }
+        st.quotas.sort_by_key(|q| q.task_type);
+    }
+}

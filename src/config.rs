@@ -1,0 +1,668 @@
+//! Configuration: raw YAML → validated [`Config`].
+//!
+//! Every problem is collected, not just the first, and each message names
+//! the file, the account and the key, so one edit fixes them all. Secrets are
+//! never echoed: messages about credentials name the variable or file, not
+//! the value.
+//!
+//! ```yaml
+//! scrape_timeout: 10s          # when Prometheus sends no X-Prometheus-Scrape-Timeout-Seconds
+//! defaults:                    # any per-account tuning key
+//!   min_refresh_interval: 60s
+//! accounts:
+//!   - name: prod
+//!     vendor: aliyun
+//!     credentials: { id: LTAI..., secret: "${ALIYUN_SECRET}" }
+//! ```
+
+use crate::collector::budget::Rate;
+use crate::collector::Settings;
+use crate::secret::Secret;
+use crate::task::TaskType;
+use crate::vendors::{Credentials, VendorContext, VendorKind};
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+/// Validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Scrape deadline used when Prometheus does not send one.
+    pub scrape_timeout: Duration,
+    /// Subtracted from the scrape deadline, to answer before Prometheus gives up.
+    pub scrape_timeout_margin: Duration,
+    /// Largest vendor response body accepted.
+    pub max_response_bytes: usize,
+    pub accounts: Vec<AccountConfig>,
+    /// Non-fatal adjustments (e.g. a lookback clamped to the vendor's limit).
+    pub warnings: Vec<String>,
+}
+
+/// One validated account.
+#[derive(Debug, Clone)]
+pub struct AccountConfig {
+    pub name: String,
+    pub kind: VendorKind,
+    pub context: VendorContext,
+    pub task_types: Vec<TaskType>,
+    pub settings: Settings,
+    /// Budget per vendor API, in the vendor's API order.
+    pub rates: Vec<Rate>,
+}
+
+/// One configuration problem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: String,
+    pub account: Option<String>,
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: ", self.file)?;
+        if let Some(a) = &self.account {
+            write!(f, "account {a:?}: ")?;
+        }
+        write!(f, "key {:?}: {}", self.key, self.message)
+    }
+}
+
+/// All problems found in one file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid configuration ({} problem{}):", self.0.len(), if self.0.len() == 1 { "" } else { "s" })?;
+        for e in &self.0 {
+            write!(f, "\n  {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Per-account tuning keys, also accepted under `defaults:`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTuning {
+    lookback: Option<String>,
+    min_refresh_interval: Option<String>,
+    safety_fraction: Option<f64>,
+    overlap: Option<String>,
+    max_permit_wait: Option<String>,
+    request_timeout: Option<String>,
+    retries: Option<u32>,
+    quota_interval: Option<String>,
+    max_tasks: Option<usize>,
+}
+
+const TUNING_KEYS: &[&str] = &[
+    "lookback",
+    "min_refresh_interval",
+    "safety_fraction",
+    "overlap",
+    "max_permit_wait",
+    "request_timeout",
+    "retries",
+    "quota_interval",
+    "max_tasks",
+];
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTop {
+    scrape_timeout: Option<String>,
+    scrape_timeout_margin: Option<String>,
+    max_response_bytes: Option<usize>,
+    #[serde(default)]
+    defaults: serde_yaml::Value,
+    #[serde(default)]
+    accounts: Vec<serde_yaml::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAccount {
+    name: String,
+    vendor: String,
+    credentials: RawCredentials,
+    endpoint: Option<String>,
+    #[serde(default)]
+    options: serde_yaml::Value,
+    task_types: Option<Vec<String>>,
+    domain: Option<String>,
+    rate_budget: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCredentials {
+    id: Option<String>,
+    id_file: Option<String>,
+    secret: Option<String>,
+    secret_file: Option<String>,
+    session_token: Option<String>,
+    session_token_file: Option<String>,
+}
+
+/// Reads and validates `path`.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigError { file: file.clone(), account: None, key: "-".into(), message: format!("cannot read file: {e}") }])
+    })?;
+    parse(&text, &file, &|k| std::env::var(k).ok(), &|p| std::fs::read_to_string(p).map_err(|e| e.to_string()))
+}
+
+/// Validates config text. `env` and `read_file` are injected for tests.
+pub fn parse(
+    text: &str,
+    file: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    read_file: &dyn Fn(&str) -> Result<String, String>,
+) -> Result<Config, ConfigErrors> {
+    let mut v = Validator { file, errors: Vec::new(), warnings: Vec::new(), account: None };
+    let top: RawTop = match serde_yaml::from_str::<serde_yaml::Value>(text) {
+        Err(e) => {
+            v.error("-", format!("not valid YAML: {e}"));
+            return Err(ConfigErrors(v.errors));
+        }
+        Ok(value) => match serde_path_to_error::deserialize(value) {
+            Ok(t) => t,
+            Err(e) => {
+                v.error(&e.path().to_string(), e.inner().to_string());
+                return Err(ConfigErrors(v.errors));
+            }
+        },
+    };
+    let scrape_timeout = v.duration("scrape_timeout", top.scrape_timeout.as_deref(), Duration::from_secs(10));
+    let scrape_timeout_margin = v.duration("scrape_timeout_margin", top.scrape_timeout_margin.as_deref(), Duration::from_millis(500));
+    let max_response_bytes = top.max_response_bytes.unwrap_or(16 << 20);
+    if !(1024..=1 << 30).contains(&max_response_bytes) {
+        v.error("max_response_bytes", format!("{max_response_bytes} is outside 1024..=1073741824"));
+    }
+    let defaults: RawTuning = if top.defaults.is_null() {
+        RawTuning::default()
+    } else {
+        match serde_path_to_error::deserialize(top.defaults) {
+            Ok(d) => d,
+            Err(e) => {
+                v.error(&format!("defaults.{}", e.path()), e.inner().to_string());
+                RawTuning::default()
+            }
+        }
+    };
+    if top.accounts.is_empty() {
+        v.error("accounts", "at least one account is required".into());
+    }
+    let mut names = HashSet::new();
+    let mut accounts = Vec::new();
+    for (i, raw) in top.accounts.into_iter().enumerate() {
+        if let Some(a) = v.account(i, raw, &defaults, env, read_file) {
+            if !names.insert(a.name.clone()) {
+                v.account = Some(a.name.clone());
+                v.error("name", "duplicate account name".into());
+            } else {
+                accounts.push(a);
+            }
+        }
+    }
+    if v.errors.is_empty() {
+        Ok(Config { scrape_timeout, scrape_timeout_margin, max_response_bytes, accounts, warnings: v.warnings })
+    } else {
+        Err(ConfigErrors(v.errors))
+    }
+}
+
+struct Validator<'a> {
+    file: &'a str,
+    errors: Vec<ConfigError>,
+    warnings: Vec<String>,
+    account: Option<String>,
+}
+
+impl Validator<'_> {
+    fn error(&mut self, key: &str, message: String) {
+        self.errors.push(ConfigError { file: self.file.into(), account: self.account.clone(), key: key.into(), message });
+    }
+
+    fn duration(&mut self, key: &str, raw: Option<&str>, default: Duration) -> Duration {
+        match raw {
+            None => default,
+            Some(s) => match humantime::parse_duration(s.trim()) {
+                Ok(d) if !d.is_zero() => d,
+                Ok(_) => {
+                    self.error(key, "must be greater than zero".into());
+                    default
+                }
+                Err(e) => {
+                    self.error(key, format!("bad duration {s:?} ({e}); use e.g. 30s, 5m, 1h"));
+                    default
+                }
+            },
+        }
+    }
+
+    fn account(
+        &mut self,
+        index: usize,
+        raw: serde_yaml::Value,
+        defaults: &RawTuning,
+        env: &dyn Fn(&str) -> Option<String>,
+        read_file: &dyn Fn(&str) -> Result<String, String>,
+    ) -> Option<AccountConfig> {
+        let name = raw.get("name").and_then(|n| n.as_str()).map(str::to_owned);
+        self.account = Some(name.clone().unwrap_or_else(|| format!("#{}", index + 1)));
+        let serde_yaml::Value::Mapping(mut map) = raw else {
+            self.error("-", "an account must be a mapping".into());
+            return None;
+        };
+        let mut tuning_map = serde_yaml::Mapping::new();
+        for k in TUNING_KEYS {
+            if let Some(val) = map.remove(*k) {
+                tuning_map.insert((*k).into(), val);
+            }
+        }
+        let tuning: RawTuning = match serde_path_to_error::deserialize(serde_yaml::Value::Mapping(tuning_map)) {
+            Ok(t) => t,
+            Err(e) => {
+                self.error(&e.path().to_string(), e.inner().to_string());
+                RawTuning::default()
+            }
+        };
+        let acct: RawAccount = match serde_path_to_error::deserialize(serde_yaml::Value::Mapping(map)) {
+            Ok(a) => a,
+            Err(e) => {
+                let path = e.path().to_string();
+                let msg = e.inner().to_string();
+                let msg = if msg.starts_with("unknown field") { format!("{msg}, {}", TUNING_KEYS.join(", ")) } else { msg };
+                self.error(&path, msg);
+                return None;
+            }
+        };
+        if acct.name.trim().is_empty() {
+            self.error("name", "must not be empty".into());
+        }
+        let Some(kind) = vendor_kind(&acct.vendor) else {
+            self.error("vendor", format!("unknown vendor {:?}; expected one of {}", acct.vendor, VendorKind::NAMES));
+            return None;
+        };
+
+        let credentials = self.credentials(&acct.credentials, env, read_file);
+        let endpoint = acct.endpoint.clone().unwrap_or_else(|| kind.default_endpoint().to_owned());
+        if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+            self.error("endpoint", format!("{endpoint:?} must start with http:// or https://"));
+        }
+        let options = match kind.parse_options(acct.options) {
+            Ok(o) => Some(o),
+            Err(e) => {
+                self.error(&format!("options.{}", e.path), e.message);
+                None
+            }
+        };
+        let task_types = self.task_types(kind, acct.task_types.as_deref());
+        if acct.domain.as_deref().is_some_and(|d| d.trim().is_empty()) {
+            self.error("domain", "must not be empty when given".into());
+        }
+        let settings = self.settings(kind, &tuning, defaults);
+        let fraction = tuning.safety_fraction.or(defaults.safety_fraction).unwrap_or(0.5);
+        let fraction_key = if tuning.safety_fraction.is_some() { "safety_fraction" } else { "defaults.safety_fraction" };
+        let fraction = if fraction > 0.0 && fraction <= 1.0 {
+            fraction
+        } else {
+            self.error(fraction_key, format!("{fraction} is outside (0, 1]"));
+            0.5
+        };
+        let rates = self.rates(kind, fraction, acct.rate_budget.as_ref());
+        let credentials = credentials?;
+        Some(AccountConfig {
+            name: acct.name,
+            kind,
+            context: VendorContext {
+                endpoint: endpoint.trim_end_matches('/').to_owned(),
+                credentials,
+                domain: acct.domain,
+                options: options?,
+            },
+            task_types,
+            settings,
+            rates,
+        })
+    }
+
+    fn credentials(
+        &mut self,
+        raw: &RawCredentials,
+        env: &dyn Fn(&str) -> Option<String>,
+        read_file: &dyn Fn(&str) -> Result<String, String>,
+    ) -> Option<Credentials> {
+        let id = self.credential("credentials.id", raw.id.as_deref(), raw.id_file.as_deref(), true, env, read_file);
+        let secret = self.credential("credentials.secret", raw.secret.as_deref(), raw.secret_file.as_deref(), true, env, read_file);
+        let token = self.credential(
+            "credentials.session_token",
+            raw.session_token.as_deref(),
+            raw.session_token_file.as_deref(),
+            false,
+            env,
+            read_file,
+        );
+        Some(Credentials { id: id??.expose().to_owned(), secret: secret??, session_token: token? })
+    }
+
+    /// Resolves an inline, `${ENV}` or `*_file` credential. Outer `None`: an
+    /// error was reported; inner `None`: absent and optional.
+    fn credential(
+        &mut self,
+        key: &str,
+        inline: Option<&str>,
+        file: Option<&str>,
+        required: bool,
+        env: &dyn Fn(&str) -> Option<String>,
+        read_file: &dyn Fn(&str) -> Result<String, String>,
+    ) -> Option<Option<Secret>> {
+        let value = match (inline, file) {
+            (Some(_), Some(_)) => {
+                self.error(key, format!("set either {key} or {key}_file, not both"));
+                return None;
+            }
+            (Some(s), None) => match expand_env(s, env) {
+                Ok(v) => v,
+                Err(var) => {
+                    self.error(key, format!("environment variable {var} is not set"));
+                    return None;
+                }
+            },
+            (None, Some(path)) => match read_file(path) {
+                Ok(v) => v.trim_end_matches(['\n', '\r']).to_owned(),
+                Err(e) => {
+                    self.error(&format!("{key}_file"), format!("cannot read {path:?}: {e}"));
+                    return None;
+                }
+            },
+            (None, None) if required => {
+                self.error(key, format!("missing: set {key} (inline or \"${{ENV_VAR}}\") or {key}_file"));
+                return None;
+            }
+            (None, None) => return Some(None),
+        };
+        if value.is_empty() {
+            if required {
+                self.error(key, "is empty".into());
+                return None;
+            }
+            return Some(None);
+        }
+        Some(Some(Secret::new(value)))
+    }
+
+    fn task_types(&mut self, kind: VendorKind, raw: Option<&[String]>) -> Vec<TaskType> {
+        let supported = kind.task_types();
+        let Some(raw) = raw else { return supported.to_vec() };
+        let mut out = Vec::new();
+        for (i, s) in raw.iter().enumerate() {
+            match TaskType::parse(s) {
+                Some(t) if supported.contains(&t) => {
+                    if !out.contains(&t) {
+                        out.push(t);
+                    }
+                }
+                Some(_) => self.error(&format!("task_types[{i}]"), format!("{kind} does not report {s} tasks")),
+                None => self.error(
+                    &format!("task_types[{i}]"),
+                    format!("unknown task type {s:?}; expected refresh_file, refresh_dir, refresh_regex, refresh_tag or prefetch"),
+                ),
+            }
+        }
+        if raw.is_empty() {
+            self.error("task_types", "must list at least one task type".into());
+        }
+        out.sort();
+        out
+    }
+
+    fn settings(&mut self, kind: VendorKind, t: &RawTuning, d: &RawTuning) -> Settings {
+        let base = Settings::default();
+        let pick = |this: &mut Self, key: &str, own: &Option<String>, def: &Option<String>, fallback: Duration| {
+            match (own, def) {
+                (Some(s), _) => this.duration(key, Some(s), fallback),
+                (None, Some(s)) => this.duration(&format!("defaults.{key}"), Some(s), fallback),
+                (None, None) => fallback,
+            }
+        };
+        let mut lookback = pick(self, "lookback", &t.lookback, &d.lookback, base.lookback);
+        let max = kind.max_lookback();
+        if lookback > max {
+            self.warnings.push(format!(
+                "{}: account {:?}: lookback {} clamped to {}, the most {kind} allows",
+                self.file,
+                self.account.as_deref().unwrap_or(""),
+                humantime::format_duration(lookback),
+                humantime::format_duration(max)
+            ));
+            lookback = max;
+        }
+        let min_refresh_interval = pick(self, "min_refresh_interval", &t.min_refresh_interval, &d.min_refresh_interval, base.min_refresh_interval);
+        if min_refresh_interval < Duration::from_secs(1) {
+            self.error("min_refresh_interval", "must be at least 1s".into());
+        }
+        let s = Settings {
+            lookback,
+            min_refresh_interval,
+            overlap: pick(self, "overlap", &t.overlap, &d.overlap, base.overlap),
+            max_permit_wait: pick(self, "max_permit_wait", &t.max_permit_wait, &d.max_permit_wait, base.max_permit_wait),
+            request_timeout: pick(self, "request_timeout", &t.request_timeout, &d.request_timeout, base.request_timeout),
+            retries: t.retries.or(d.retries).unwrap_or(base.retries),
+            quota_interval: pick(self, "quota_interval", &t.quota_interval, &d.quota_interval, base.quota_interval),
+            max_tasks: t.max_tasks.or(d.max_tasks).unwrap_or(base.max_tasks),
+            max_pages: base.max_pages,
+        };
+        if s.retries > 5 {
+            self.error("retries", format!("{} is more than 5", s.retries));
+        }
+        if !(100..=50_000_000).contains(&s.max_tasks) {
+            self.error("max_tasks", format!("{} is outside 100..=50000000", s.max_tasks));
+        }
+        if s.overlap > lookback {
+            self.error("overlap", "must not exceed lookback".into());
+        }
+        s
+    }
+
+    fn rates(&mut self, kind: VendorKind, fraction: f64, overrides: Option<&BTreeMap<String, String>>) -> Vec<Rate> {
+        let apis = kind.apis();
+        let mut rates: Vec<Rate> = apis.iter().map(|a| a.limit.scaled(fraction)).collect();
+        for (api, raw) in overrides.into_iter().flatten() {
+            let key = format!("rate_budget.{api}");
+            let Some(i) = apis.iter().position(|a| a.name == api) else {
+                let known: Vec<_> = apis.iter().map(|a| a.name).collect();
+                self.error(&key, format!("{kind} has no API {api:?}; expected one of {}", known.join(", ")));
+                continue;
+            };
+            match Rate::parse(raw) {
+                Ok(r) if exceeds(r, apis[i].limit) => {
+                    self.error(&key, format!("budget {r} exceeds the vendor limit {} for {api}", apis[i].limit))
+                }
+                Ok(r) => rates[i] = r,
+                Err(e) => self.error(&key, e),
+            }
+        }
+        rates
+    }
+}
+
+/// True when `budget` could send more than `limit` allows in some window of
+/// the limit's length (a same-rate budget with a longer window still bursts).
+pub fn exceeds(budget: Rate, limit: Rate) -> bool {
+    let windows = (limit.per.as_secs_f64() / budget.per.as_secs_f64() - 1e-9).ceil().max(1.0);
+    f64::from(budget.requests) * windows > f64::from(limit.requests)
+}
+
+fn vendor_kind(s: &str) -> Option<VendorKind> {
+    serde_yaml::from_value(serde_yaml::Value::String(s.to_owned())).ok()
+}
+
+/// Expands `${NAME}` references; `Err(NAME)` for an unset variable.
+fn expand_env(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else {
+            out.push_str(&rest[start..]);
+            return Ok(out);
+        };
+        let name = &after[..end];
+        out.push_str(&env(name).ok_or_else(|| name.to_owned())?);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(k: &str) -> Option<String> {
+        (k == "TEST_SECRET").then(|| "s3cr3t-value".to_owned())
+    }
+
+    fn no_files(p: &str) -> Result<String, String> {
+        if p == "/run/secret" {
+            Ok("file-secret\n".into())
+        } else {
+            Err("No such file or directory".into())
+        }
+    }
+
+    fn check(text: &str) -> Result<Config, ConfigErrors> {
+        parse(text, "cfg.yml", &env, &no_files)
+    }
+
+    const GOOD: &str = r#"
+defaults:
+  min_refresh_interval: 30s
+accounts:
+  - name: a
+    vendor: testing
+    credentials: { id: acct, secret: "${TEST_SECRET}" }
+    endpoint: http://127.0.0.1:9/
+    lookback: 30d
+  - name: b
+    vendor: testing
+    credentials: { id: acct, secret_file: /run/secret }
+    task_types: [prefetch, refresh_file, prefetch]
+    rate_budget: { ListTasks: 4/1s }
+"#;
+
+    #[test]
+    fn accepts_a_good_config() {
+        let c = check(GOOD).unwrap();
+        assert_eq!(c.accounts.len(), 2);
+        let a = &c.accounts[0];
+        assert_eq!(a.context.credentials.secret.expose(), "s3cr3t-value");
+        assert_eq!(a.context.endpoint, "http://127.0.0.1:9");
+        assert_eq!(a.settings.min_refresh_interval, Duration::from_secs(30));
+        assert_eq!(a.settings.lookback, VendorKind::Testing.max_lookback(), "clamped");
+        assert_eq!(c.warnings.len(), 1);
+        assert_eq!(a.rates[0], Rate::new(5, Duration::from_secs(1)), "10/s x 0.5");
+        let b = &c.accounts[1];
+        assert_eq!(b.context.credentials.secret.expose(), "file-secret");
+        assert_eq!(b.task_types, vec![TaskType::RefreshFile, TaskType::Prefetch]);
+        assert_eq!(b.rates[0], Rate::new(4, Duration::from_secs(1)));
+        assert!(!format!("{c:?}").contains("s3cr3t"), "Debug must not leak secrets");
+    }
+
+    fn errors(text: &str) -> Vec<String> {
+        check(text).unwrap_err().0.iter().map(|e| e.to_string()).collect()
+    }
+
+    #[test]
+    fn every_error_names_file_account_and_key_and_all_are_reported() {
+        let errs = errors(
+            r#"
+accounts:
+  - name: a
+    vendor: testing
+    credentials: { id: x, secret: "${MISSING_VAR}" }
+    lookback: 3 fortnights
+    rate_budget: { ListTasks: 11/1s, Nope: 1/1s }
+  - name: b
+    vendor: testing
+    credentials: { id: x }
+    min_refresh_interval: soon
+  - name: c
+    vendor: testing
+    colour: blue
+    credentials: { id: x, secret: y }
+  - name: d
+    vendor: akamai
+    credentials: { id: x, secret: y }
+"#,
+        );
+        let expect = [
+            r#"cfg.yml: account "a": key "credentials.secret": environment variable MISSING_VAR is not set"#,
+            r#"cfg.yml: account "a": key "lookback": bad duration"#,
+            r#"cfg.yml: account "a": key "rate_budget.ListTasks": budget 11/1s exceeds the vendor limit 10/1s"#,
+            r#"cfg.yml: account "a": key "rate_budget.Nope": testing has no API"#,
+            r#"cfg.yml: account "b": key "credentials.secret": missing"#,
+            r#"cfg.yml: account "b": key "min_refresh_interval": bad duration"#,
+            r#"cfg.yml: account "c": key "colour": unknown field `colour`"#,
+            r#"cfg.yml: account "d": key "vendor": unknown vendor "akamai""#,
+        ];
+        for e in expect {
+            assert!(errs.iter().any(|got| got.starts_with(e)), "missing {e:?} in {errs:#?}");
+        }
+        assert_eq!(errs.len(), expect.len(), "{errs:#?}");
+    }
+
+    #[test]
+    fn bad_yaml_and_top_level_keys() {
+        let e = errors("accounts: [\n");
+        assert!(e[0].starts_with("cfg.yml: key \"-\": not valid YAML"), "{e:?}");
+        let e = errors("acounts: []\n");
+        assert!(e[0].contains("unknown field `acounts`"), "{e:?}");
+        let e = errors("accounts: []\n");
+        assert!(e[0].contains("at least one account"), "{e:?}");
+    }
+
+    #[test]
+    fn secrets_never_appear_in_errors() {
+        let text = r#"
+accounts:
+  - name: a
+    vendor: testing
+    credentials: { id: x, secret: "${TEST_SECRET}" }
+    retries: 9
+    safety_fraction: 2
+"#;
+        let all = check(text).unwrap_err().to_string();
+        assert!(!all.contains("s3cr3t"), "{all}");
+        assert!(all.contains("key \"retries\"") && all.contains("key \"safety_fraction\""), "{all}");
+    }
+
+    #[test]
+    fn burst_aware_budget_check() {
+        let limit = Rate::new(5, Duration::from_secs(1));
+        assert!(!exceeds(Rate::new(2, Duration::from_secs(1)), limit));
+        assert!(exceeds(Rate::new(10, Duration::from_secs(2)), limit), "same rate, bigger burst");
+        let cdn = Rate::new(1, Duration::from_secs(300));
+        assert!(!exceeds(Rate::new(1, Duration::from_secs(600)), cdn));
+        assert!(exceeds(Rate::new(1, Duration::from_secs(200)), cdn));
+    }
+
+    #[test]
+    fn env_expansion() {
+        assert_eq!(expand_env("a${TEST_SECRET}b", &env).unwrap(), "as3cr3t-valueb");
+        assert_eq!(expand_env("${NOPE}", &env).unwrap_err(), "NOPE");
+        assert_eq!(expand_env("plain", &env).unwrap(), "plain");
+    }
+}

@@ -1,0 +1,101 @@
+//! The `cdn-task-exporter` binary: parse flags, set up logging, load config,
+//! and hand over to `app`.
+
+use anyhow::Context;
+use cdn_task_exporter::{app, clock, config, http};
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// Prometheus exporter for CDN purge and prefetch tasks.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Path to the YAML configuration.
+    #[arg(long = "config.file", default_value = "cdn-task-exporter.yml", global = true)]
+    config_file: PathBuf,
+    /// Address to listen on.
+    #[arg(long = "web.listen-address", default_value = "0.0.0.0:10052", global = true)]
+    listen_address: String,
+    /// Log level: error, warn, info, debug, trace.
+    #[arg(long = "log.level", default_value = "info", global = true)]
+    log_level: String,
+    /// Log format.
+    #[arg(long = "log.format", value_enum, default_value_t = LogFormat::Logfmt, global = true)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Logfmt,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Validate the configuration and exit (non-zero on any problem).
+    CheckConfig,
+}
+
+fn init_logging(level: &str, format: LogFormat) -> anyhow::Result<()> {
+    use tracing_subscriber::prelude::*;
+    let filter = tracing_subscriber::EnvFilter::try_new(level).with_context(|| format!("bad --log.level {level:?}"))?;
+    let registry = tracing_subscriber::registry().with(filter);
+    match format {
+        LogFormat::Logfmt => registry.with(tracing_logfmt::layer()).try_init()?,
+        LogFormat::Json => registry.with(tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr)).try_init()?,
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = match config::load(&cli.config_file) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    if let Some(Command::CheckConfig) = cli.command {
+        for w in &config.warnings {
+            eprintln!("warning: {w}");
+        }
+        println!("{}: configuration OK ({} accounts)", cli.config_file.display(), config.accounts.len());
+        return Ok(ExitCode::SUCCESS);
+    }
+    init_logging(&cli.log_level, cli.log_format)?;
+    for w in &config.warnings {
+        tracing::warn!(warning = %w, "config adjusted");
+    }
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let transport = Arc::new(http::ReqwestTransport::new(config.max_response_bytes)?);
+        let collector = Arc::new(app::collector(&config, transport, Arc::new(clock::SystemClock)));
+        let state = app::AppState {
+            collector,
+            scrape_timeout: config.scrape_timeout,
+            scrape_timeout_margin: config.scrape_timeout_margin,
+        };
+        let listener = tokio::net::TcpListener::bind(&cli.listen_address)
+            .await
+            .with_context(|| format!("cannot listen on {}", cli.listen_address))?;
+        tracing::info!(address = %listener.local_addr()?, accounts = config.accounts.len(), "listening");
+        app::run(listener, app::router(state), app::shutdown_signal()).await?;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,441 @@
+//! Simulated vendor APIs: real HTTP servers on loopback that speak each
+//! vendor's wire format, check signatures and rate limits as the vendor does,
+//! and serve tasks that progress (and sometimes fail or stall) over time.
+//! Used by tests, the demo mode and the benchmarks; the ground truth they
+//! hold is what black-box tests compare the exporter's output against.
+
+pub mod testing;
+
+use crate::clock::SharedClock;
+use crate::collector::budget::Rate;
+use crate::task::{TaskStatus, TaskType};
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Deterministic pseudo-random numbers (splitmix64): seeded worlds replay
+/// exactly, without a dependency.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// Seeded generator.
+    pub fn new(seed: u64) -> Self {
+        Rng(seed ^ 0x9E37_79B9_7F4A_7C15)
+    }
+
+    /// Next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Uniform in [lo, hi).
+    pub fn range(&mut self, lo: i64, hi: i64) -> i64 {
+        if hi <= lo {
+            return lo;
+        }
+        lo + (self.next_u64() % (hi - lo) as u64) as i64
+    }
+}
+
+/// A task's life, fixed at creation: when it starts, how long it runs, how
+/// it ends. Its status at any instant follows from that.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimTask {
+    pub id: String,
+    pub task_type: TaskType,
+    pub created_at: i64,
+    pub domain: String,
+    pub urls: Vec<String>,
+    /// Seconds queued before running.
+    pub queued_for: i64,
+    /// Seconds running; `None` stalls forever.
+    pub runs_for: Option<i64>,
+    pub fails: bool,
+}
+
+impl SimTask {
+    /// Status at `now`.
+    pub fn status_at(&self, now: i64) -> TaskStatus {
+        let start = self.created_at + self.queued_for;
+        if now < start {
+            return TaskStatus::Pending;
+        }
+        match self.runs_for {
+            Some(d) if now >= start + d => {
+                if self.fails {
+                    TaskStatus::Failed
+                } else {
+                    TaskStatus::Success
+                }
+            }
+            _ => TaskStatus::Running,
+        }
+    }
+
+    /// Finish time, once finished.
+    pub fn finished_at(&self, now: i64) -> Option<i64> {
+        let end = self.created_at + self.queued_for + self.runs_for?;
+        (now >= end).then_some(end)
+    }
+
+    /// Progress 0–1 at `now` (linear while running; stalled tasks sit at 0.5).
+    pub fn progress_at(&self, now: i64) -> f64 {
+        let start = self.created_at + self.queued_for;
+        match (self.status_at(now), self.runs_for) {
+            (TaskStatus::Pending, _) => 0.0,
+            (TaskStatus::Running, Some(d)) if d > 0 => ((now - start) as f64 / d as f64).clamp(0.0, 0.99),
+            (TaskStatus::Running, _) => 0.5,
+            _ => 1.0,
+        }
+    }
+
+    /// Error text for failed tasks.
+    pub fn error_at(&self, now: i64) -> Option<&'static str> {
+        (self.status_at(now) == TaskStatus::Failed).then_some("Origin Return StatusCode 5XX")
+    }
+}
+
+/// How generated traffic looks.
+#[derive(Debug, Clone)]
+pub struct Traffic {
+    pub seed: u64,
+    /// New tasks per hour (all types together).
+    pub tasks_per_hour: f64,
+    /// Share of tasks that fail.
+    pub failure_rate: f64,
+    /// Share of tasks that never finish.
+    pub stall_rate: f64,
+    /// Types to generate, uniformly.
+    pub task_types: Vec<TaskType>,
+    /// Most URLs per task.
+    pub max_urls: u32,
+}
+
+impl Default for Traffic {
+    fn default() -> Self {
+        Traffic {
+            seed: 1,
+            tasks_per_hour: 120.0,
+            failure_rate: 0.03,
+            stall_rate: 0.01,
+            task_types: TaskType::ALL.to_vec(),
+            max_urls: 5,
+        }
+    }
+}
+
+/// The simulated vendor's task store.
+pub struct World {
+    clock: SharedClock,
+    inner: Mutex<WorldInner>,
+}
+
+impl std::fmt::Debug for World {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("World").finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug)]
+struct WorldInner {
+    tasks: Vec<SimTask>,
+    traffic: Option<(Traffic, Rng, i64)>,
+    next_id: u64,
+}
+
+impl World {
+    /// An empty world.
+    pub fn new(clock: SharedClock) -> Arc<Self> {
+        Arc::new(World { clock, inner: Mutex::new(WorldInner { tasks: Vec::new(), traffic: None, next_id: 1 }) })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, WorldInner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Now, per the world's clock.
+    pub fn now(&self) -> i64 {
+        self.clock.unix()
+    }
+
+    /// Adds one task.
+    pub fn add(&self, task: SimTask) {
+        self.lock().tasks.push(task);
+    }
+
+    /// A fresh id, unique in this world.
+    pub fn next_id(&self) -> u64 {
+        let mut g = self.lock();
+        g.next_id += 1;
+        g.next_id
+    }
+
+    /// Generates steady traffic: `backfill` worth of history now, then new
+    /// tasks as time passes (on every [`World::tick`]).
+    pub fn with_traffic(&self, traffic: Traffic, backfill: Duration) {
+        let now = self.now();
+        let rng = Rng::new(traffic.seed);
+        self.lock().traffic = Some((traffic, rng, now - backfill.as_secs() as i64));
+        self.tick();
+    }
+
+    /// Creates the traffic due up to now.
+    pub fn tick(&self) {
+        let now = self.now();
+        let mut g = self.lock();
+        let WorldInner { tasks, traffic, next_id } = &mut *g;
+        let Some((t, rng, until)) = traffic.as_mut() else { return };
+        if t.tasks_per_hour <= 0.0 || t.task_types.is_empty() {
+            return;
+        }
+        let gap = (3600.0 / t.tasks_per_hour).max(1.0);
+        while (*until as f64) + gap <= now as f64 {
+            *until += (gap * (0.5 + rng.unit())).round().max(1.0) as i64;
+            if *until > now {
+                break;
+            }
+            *next_id += 1;
+            let task_type = t.task_types[rng.range(0, t.task_types.len() as i64) as usize];
+            let n = rng.range(1, i64::from(t.max_urls.max(1)) + 1);
+            let roll = rng.unit();
+            let domain = format!("www{}.example.com", rng.range(1, 4));
+            tasks.push(SimTask {
+                id: format!("{:016x}", rng.next_u64() ^ *next_id),
+                task_type,
+                created_at: *until,
+                urls: (0..n).map(|i| format!("https://{domain}/static/{next_id}/{i}.js")).collect(),
+                domain,
+                queued_for: rng.range(0, 30),
+                runs_for: (roll >= t.stall_rate).then(|| rng.range(20, 600)),
+                fails: roll < t.stall_rate + t.failure_rate && roll >= t.stall_rate,
+            });
+        }
+    }
+
+    /// Tasks created in `[from, to)` (optionally of one type and domain),
+    /// newest first, as of now.
+    pub fn list(&self, from: i64, to: i64, task_type: Option<TaskType>, domain: Option<&str>) -> Vec<SimTask> {
+        self.tick();
+        let g = self.lock();
+        let mut v: Vec<SimTask> = g
+            .tasks
+            .iter()
+            .filter(|t| t.created_at >= from && t.created_at < to)
+            .filter(|t| task_type.is_none_or(|ty| t.task_type == ty))
+            .filter(|t| domain.is_none_or(|d| t.domain == d))
+            .cloned()
+            .collect();
+        v.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| a.id.cmp(&b.id)));
+        v
+    }
+
+    /// Tasks with these ids.
+    pub fn by_ids(&self, ids: &[&str]) -> Vec<SimTask> {
+        self.tick();
+        let g = self.lock();
+        g.tasks.iter().filter(|t| ids.contains(&t.id.as_str())).cloned().collect()
+    }
+
+    /// Ground truth: tasks created in `[from, now)` by type × status.
+    pub fn truth(&self, from: i64) -> HashMap<(TaskType, TaskStatus), u64> {
+        let now = self.now();
+        let mut m = HashMap::new();
+        for t in self.list(from, now + 1, None, None) {
+            *m.entry((t.task_type, t.status_at(now))).or_insert(0) += 1;
+        }
+        m
+    }
+
+    /// Makes every task matching `f` fail at its finish (for alert tests).
+    pub fn set_failing(&self, f: impl Fn(&SimTask) -> bool) {
+        for t in &mut self.lock().tasks {
+            if f(t) {
+                t.fails = true;
+            }
+        }
+    }
+}
+
+/// What a simulated API does to the next requests, set by tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Fault {
+    /// Answer normally.
+    #[default]
+    None,
+    /// Never answer.
+    Hang,
+    /// Answer 200 with bytes that are not the vendor's format.
+    Garbage,
+    /// Answer 200 with an HTML error page.
+    Html,
+    /// Answer 200 with a valid-looking body cut short.
+    Truncated,
+    /// Answer with a body of this many bytes.
+    Huge(usize),
+    /// Answer with the vendor's throttling error.
+    Throttle,
+    /// Answer with the vendor's server error.
+    ServerError,
+}
+
+/// One request a simulated API received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub at: Instant,
+    pub api: String,
+    /// What the simulator answered: "ok", or the error kind it sent.
+    pub answer: String,
+}
+
+/// Shared behaviour of every simulated API: the request log, the vendor's
+/// rate limit, injected faults.
+#[derive(Debug, Default)]
+pub struct Control {
+    log: Mutex<Vec<Received>>,
+    limits: Mutex<HashMap<String, (Rate, VecDeque<Instant>)>>,
+    fault: Mutex<Fault>,
+}
+
+impl Control {
+    /// New, shareable.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Control::default())
+    }
+
+    /// Enforces `rate` on `api` as the vendor would (sliding window).
+    pub fn limit(&self, api: &str, rate: Rate) {
+        self.limits.lock().unwrap_or_else(|p| p.into_inner()).insert(api.to_owned(), (rate, VecDeque::new()));
+    }
+
+    /// Sets the fault for the following requests.
+    pub fn set_fault(&self, f: Fault) {
+        *self.fault.lock().unwrap_or_else(|p| p.into_inner()) = f;
+    }
+
+    /// The fault in force.
+    pub fn fault(&self) -> Fault {
+        self.fault.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// True if this request to `api` is within the vendor's limit (and
+    /// counts it).
+    pub fn admit(&self, api: &str) -> bool {
+        let now = Instant::now();
+        let mut g = self.limits.lock().unwrap_or_else(|p| p.into_inner());
+        let Some((rate, sent)) = g.get_mut(api) else { return true };
+        while sent.front().is_some_and(|t| now.saturating_duration_since(*t) >= rate.per) {
+            sent.pop_front();
+        }
+        if sent.len() as u32 >= rate.requests {
+            return false;
+        }
+        sent.push_back(now);
+        true
+    }
+
+    /// Records a request and its answer.
+    pub fn record(&self, api: &str, answer: &str) {
+        self.log.lock().unwrap_or_else(|p| p.into_inner()).push(Received { at: Instant::now(), api: api.to_owned(), answer: answer.to_owned() });
+    }
+
+    /// Every request received so far.
+    pub fn received(&self) -> Vec<Received> {
+        self.log.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Requests received for `api`.
+    pub fn count(&self, api: &str) -> usize {
+        self.log.lock().unwrap_or_else(|p| p.into_inner()).iter().filter(|r| r.api == api).count()
+    }
+}
+
+/// Checks the log: at most `rate.requests` requests to `api` in any window
+/// of `rate.per`. Returns the worst window found.
+pub fn max_in_window(received: &[Received], api: &str, per: Duration) -> usize {
+    let times: Vec<Instant> = received.iter().filter(|r| r.api == api).map(|r| r.at).collect();
+    let mut worst = 0;
+    for (i, t) in times.iter().enumerate() {
+        let n = times[i..].iter().take_while(|u| u.saturating_duration_since(*t) < per).count();
+        worst = worst.max(n);
+    }
+    worst
+}
+
+/// Bytes that answer a faulted request, or `None` to answer normally.
+/// `Hang` never returns.
+pub async fn fault_body(fault: &Fault, valid_prefix: &str) -> Option<(u16, String)> {
+    match fault {
+        Fault::None | Fault::Throttle | Fault::ServerError => None,
+        Fault::Hang => {
+            std::future::pending::<()>().await;
+            None
+        }
+        Fault::Garbage => Some((200, "\u{0}\u{1}not json at all{{{".into())),
+        Fault::Html => Some((200, "<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>".into())),
+        Fault::Truncated => Some((200, valid_prefix.chars().take(valid_prefix.len() / 2).collect())),
+        Fault::Huge(n) => Some((200, format!("{{\"pad\":\"{}\"}}", "x".repeat(*n)))),
+    }
+}
+
+/// Binds `router` on 127.0.0.1 (any free port) and serves it in the
+/// background.
+pub async fn serve(router: axum::Router) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let handle = tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    Ok((addr, handle))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::TokioClock;
+
+    #[test]
+    fn task_life() {
+        let t = SimTask {
+            id: "a".into(),
+            task_type: TaskType::Prefetch,
+            created_at: 100,
+            domain: "d".into(),
+            urls: vec![],
+            queued_for: 10,
+            runs_for: Some(100),
+            fails: true,
+        };
+        assert_eq!(t.status_at(105), TaskStatus::Pending);
+        assert_eq!(t.status_at(160), TaskStatus::Running);
+        assert!((t.progress_at(160) - 0.5).abs() < 1e-9);
+        assert_eq!(t.status_at(210), TaskStatus::Failed);
+        assert_eq!(t.finished_at(300), Some(210));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn traffic_is_deterministic_and_steady() {
+        let mk = || {
+            let w = World::new(Arc::new(TokioClock::starting_at(1_700_000_000)));
+            w.with_traffic(Traffic { seed: 7, ..Traffic::default() }, Duration::from_secs(3600));
+            w
+        };
+        let (a, b) = (mk(), mk());
+        let la = a.list(0, i64::MAX, None, None);
+        assert_eq!(la, b.list(0, i64::MAX, None, None));
+        assert!((80..=160).contains(&la.len()), "{} tasks in an hour at 120/h", la.len());
+        tokio::time::advance(Duration::from_secs(1800)).await;
+        assert!(a.list(0, i64::MAX, None, None).len() > la.len());
+    }
+}
