@@ -1,0 +1,339 @@
+//! Checks the Prometheus rules, their promtool unit tests, the example configs
+//! and the Grafana dashboard.
+//!
+//! Uses only std (no crate imports), so it builds independently of the library.
+//! Needs `promtool` and `amtool` on PATH: run `scripts/install-deps.sh`. A missing
+//! tool is a test failure, never a silent skip.
+
+use std::fs;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn read(rel: &str) -> String {
+    let path = root().join(rel);
+    fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+/// Runs `tool args…` in `dir`; panics with install instructions if the tool is missing.
+fn run(tool: &str, dir: &Path, args: &[&str]) -> Output {
+    match Command::new(tool).args(args).current_dir(dir).output() {
+        Ok(out) => out,
+        Err(e) if e.kind() == ErrorKind::NotFound => panic!(
+            "`{tool}` is not on PATH; run `scripts/install-deps.sh` \
+             (installs the Debian packages prometheus and prometheus-alertmanager)"
+        ),
+        Err(e) => panic!("cannot run `{tool}`: {e}"),
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "status: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn assert_ok(tool: &str, dir: &Path, args: &[&str]) -> String {
+    let out = run(tool, dir, args);
+    let t = text(&out);
+    assert!(
+        out.status.success(),
+        "`{tool} {}` failed:\n{t}",
+        args.join(" ")
+    );
+    t
+}
+
+fn assert_fails(tool: &str, dir: &Path, args: &[&str]) -> String {
+    let out = run(tool, dir, args);
+    let t = text(&out);
+    assert!(
+        !out.status.success(),
+        "`{tool} {}` unexpectedly succeeded:\n{t}",
+        args.join(" ")
+    );
+    t
+}
+
+/// A fresh, empty directory under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> Self {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let dir = std::env::temp_dir().join(format!(
+            "cdn-task-exporter-rules-{tag}-{}-{nanos}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Names of the alerts defined in prometheus/alerts.yml (`- alert: Name` lines).
+fn alert_names() -> Vec<String> {
+    read("prometheus/alerts.yml")
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- alert:"))
+        .map(|n| n.trim().to_string())
+        .collect()
+}
+
+#[test]
+fn promtool_check_rules() {
+    let out = assert_ok(
+        "promtool",
+        &root(),
+        &[
+            "check",
+            "rules",
+            "prometheus/alerts.yml",
+            "prometheus/rules.yml",
+        ],
+    );
+    assert!(out.contains("SUCCESS"), "{out}");
+}
+
+#[test]
+fn promtool_unit_tests_pass() {
+    let out = assert_ok(
+        "promtool",
+        &root(),
+        &[
+            "test",
+            "rules",
+            "prometheus/alerts_test.yml",
+            "prometheus/rules_test.yml",
+        ],
+    );
+    assert!(!out.contains("FAILED"), "{out}");
+}
+
+#[test]
+fn example_configs_are_valid() {
+    // Also loads the rule files referenced from examples/prometheus.yml.
+    assert_ok(
+        "promtool",
+        &root(),
+        &["check", "config", "examples/prometheus.yml"],
+    );
+    assert_ok(
+        "amtool",
+        &root(),
+        &["check-config", "examples/alertmanager.yml"],
+    );
+}
+
+/// Every alert has a firing and a non-firing unit test case, and a runbook section
+/// whose anchor matches its runbook_url.
+#[test]
+fn every_alert_is_tested_and_documented() {
+    let names = alert_names();
+    assert!(
+        names.len() >= 8,
+        "expected at least 8 alerts, found {names:?}"
+    );
+    let alerts = read("prometheus/alerts.yml");
+    let tests = read("prometheus/alerts_test.yml");
+    let docs = read("docs/alerts.md");
+    for name in &names {
+        assert!(name.starts_with("Cdn"), "alert {name} lacks the Cdn prefix");
+        let anchor = format!("README.md#{}", name.to_lowercase());
+        assert!(
+            alerts.contains(&anchor),
+            "alert {name}: no runbook_url ending in {anchor}"
+        );
+        assert!(
+            docs.lines()
+                .any(|l| l.trim_start_matches('#').trim() == name && l.starts_with('#')),
+            "docs/alerts.md has no heading `{name}`"
+        );
+        // Split the test file into alert_rule_test cases for this alert.
+        let cases: Vec<&str> = tests
+            .split("- eval_time:")
+            .skip(1)
+            .filter(|c| c.contains(&format!("alertname: {name}\n")))
+            .collect();
+        assert!(
+            cases.iter().any(|c| c.contains("exp_alerts: []")),
+            "alert {name}: no test case where it must not fire"
+        );
+        assert!(
+            cases.iter().any(|c| c.contains("exp_labels:")
+                && c.contains("severity:")
+                && c.contains("summary:")
+                && c.contains("description:")),
+            "alert {name}: no test case where it fires (with severity, summary, description)"
+        );
+    }
+}
+
+/// Negative test (a): breaking CdnPurgeTaskFailed's expression must make the unit tests fail.
+#[test]
+fn unit_tests_catch_a_broken_alert_expression() {
+    let tmp = TempDir::new("broken-expr");
+    let alerts = read("prometheus/alerts.yml");
+    let good = r#"task_type=~"refresh_.*",status="failed"}[15m]"#;
+    assert!(
+        alerts.contains(good),
+        "CdnPurgeTaskFailed expression not found in alerts.yml"
+    );
+    let broken = alerts.replace(
+        good,
+        r#"task_type=~"refresh_.*",status="nonexistent"}[15m]"#,
+    );
+    fs::write(tmp.0.join("alerts.yml"), broken).unwrap();
+    fs::write(
+        tmp.0.join("alerts_test.yml"),
+        read("prometheus/alerts_test.yml"),
+    )
+    .unwrap();
+
+    // The broken file is still valid PromQL, so only the unit tests can catch it.
+    assert_ok("promtool", &tmp.0, &["check", "rules", "alerts.yml"]);
+    let out = assert_fails("promtool", &tmp.0, &["test", "rules", "alerts_test.yml"]);
+    assert!(out.contains("FAILED"), "{out}");
+    assert!(
+        out.contains("CdnPurgeTaskFailed"),
+        "failure should name the alert:\n{out}"
+    );
+}
+
+/// Negative test (b): a syntactically broken expression must make `promtool check rules` fail.
+#[test]
+fn check_rules_catches_a_syntax_error() {
+    let tmp = TempDir::new("syntax");
+    let alerts = read("prometheus/alerts.yml");
+    let good = "cdn_vendor_up == 0";
+    assert!(
+        alerts.contains(good),
+        "CdnVendorApiDown expression not found in alerts.yml"
+    );
+    fs::write(
+        tmp.0.join("alerts.yml"),
+        alerts.replace(good, "cdn_vendor_up == (0"),
+    )
+    .unwrap();
+    let out = assert_fails("promtool", &tmp.0, &["check", "rules", "alerts.yml"]);
+    assert!(
+        out.to_lowercase().contains("parse error") || out.contains("FAILED"),
+        "{out}"
+    );
+}
+
+/// The dashboard only refers to data sources through the `${datasource}` variable.
+#[test]
+fn dashboard_uses_the_datasource_variable() {
+    let raw = read("grafana/cdn-tasks.json");
+    // Whitespace-free copy: robust against formatting ("uid": "x" vs "uid":"x").
+    // `${datasource}` contains a `}`; swap it for a brace-free token before scanning objects.
+    let json: String = raw
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .replace("${datasource}", "@DATASOURCE_VAR@");
+
+    assert!(
+        json.contains(r#""schemaVersion":38"#) || json.contains(r#""schemaVersion":39"#),
+        "schemaVersion must be 38 or 39"
+    );
+    assert!(
+        !json.contains("${DS_"),
+        "exported __inputs placeholders (${{DS_…}}) are not allowed"
+    );
+    assert!(
+        json.contains(r#""name":"datasource""#) && json.contains(r#""type":"datasource""#),
+        "missing the `datasource` template variable"
+    );
+    for var in ["vendor", "account", "task_type"] {
+        assert!(
+            json.contains(&format!(r#""name":"{var}""#)),
+            "missing template variable {var}"
+        );
+    }
+    assert!(
+        json.matches(r#""allValue":".*""#).count() >= 3,
+        "variables need allValue .*"
+    );
+
+    // Every "datasource": value must be the object {type prometheus, uid ${datasource}}.
+    let mut n = 0;
+    for (pos, _) in json.match_indices(r#""datasource":"#) {
+        let rest = &json[pos + r#""datasource":"#.len()..];
+        assert!(
+            rest.starts_with('{'),
+            "datasource given by name, not by variable: {}",
+            &rest[..rest.len().min(60)]
+        );
+        let obj = &rest[..rest.find('}').expect("unterminated datasource object") + 1];
+        assert!(
+            obj.contains(r#""uid":"@DATASOURCE_VAR@""#),
+            "datasource with a hard-coded uid: {obj}"
+        );
+        assert!(
+            obj.contains(r#""type":"prometheus""#),
+            "datasource of unexpected type: {obj}"
+        );
+        n += 1;
+    }
+    assert!(
+        n > 10,
+        "expected a datasource on every panel and target, found {n}"
+    );
+
+    // No other uid than ${datasource} and the dashboard's own uid.
+    for (pos, _) in json.match_indices(r#""uid":""#) {
+        let rest = &json[pos + r#""uid":""#.len()..];
+        let value = &rest[..rest.find('"').expect("unterminated uid")];
+        assert!(
+            value == "@DATASOURCE_VAR@" || value == "cdn-task-exporter",
+            "unexpected uid {value:?} (data sources must use ${{datasource}})"
+        );
+    }
+
+    // Numeric panel ids are unique; every panel has a description.
+    let mut ids = Vec::new();
+    for (pos, _) in json.match_indices(r#""id":"#) {
+        let digits: String = json[pos + 5..]
+            .chars()
+            .take_while(|c| c.is_ascii_digit())
+            .collect();
+        if !digits.is_empty() {
+            ids.push(digits);
+        }
+    }
+    let mut unique = ids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(ids.len(), unique.len(), "duplicate panel ids: {ids:?}");
+    let panels = json.matches(r#""gridPos":"#).count();
+    assert!(
+        panels > 0 && ids.len() == panels,
+        "{} ids for {panels} panels",
+        ids.len()
+    );
+    assert!(
+        json.matches(r#""description":"#).count() > panels,
+        "every panel needs a description"
+    );
+}
