@@ -67,13 +67,18 @@ pub fn scrape_deadline(headers: &HeaderMap, default: Duration, margin: Duration)
 
 async fn metrics_handler(State(s): State<AppState>, headers: HeaderMap) -> Response {
     let budget = scrape_deadline(&headers, s.scrape_timeout, s.scrape_timeout_margin);
-    s.collector.collect(tokio::time::Instant::now() + budget).await;
+    s.collector
+        .collect(tokio::time::Instant::now() + budget)
+        .await;
     let body = metrics::render(&s.collector, s.collector.clock.unix());
     ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], body).into_response()
 }
 
 fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 async fn landing(State(s): State<AppState>) -> impl IntoResponse {
@@ -110,8 +115,14 @@ async fn landing(State(s): State<AppState>) -> impl IntoResponse {
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves.
-pub async fn run(listener: tokio::net::TcpListener, router: Router, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 /// Resolves on SIGTERM or SIGINT.
@@ -147,11 +158,20 @@ mod tests {
         let d = Duration::from_secs(10);
         let m = Duration::from_millis(500);
         assert_eq!(scrape_deadline(&h, d, m), Duration::from_millis(9500));
-        h.insert("x-prometheus-scrape-timeout-seconds", "2.5".parse().unwrap());
+        h.insert(
+            "x-prometheus-scrape-timeout-seconds",
+            "2.5".parse().unwrap(),
+        );
         assert_eq!(scrape_deadline(&h, d, m), Duration::from_secs(2));
-        h.insert("x-prometheus-scrape-timeout-seconds", "garbage".parse().unwrap());
+        h.insert(
+            "x-prometheus-scrape-timeout-seconds",
+            "garbage".parse().unwrap(),
+        );
         assert_eq!(scrape_deadline(&h, d, m), Duration::from_millis(9500));
-        h.insert("x-prometheus-scrape-timeout-seconds", "0.2".parse().unwrap());
+        h.insert(
+            "x-prometheus-scrape-timeout-seconds",
+            "0.2".parse().unwrap(),
+        );
         assert_eq!(scrape_deadline(&h, d, m), Duration::ZERO);
     }
 }

@@ -77,7 +77,12 @@ pub struct ConfigErrors(pub Vec<ConfigError>);
 
 impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid configuration ({} problem{}):", self.0.len(), if self.0.len() == 1 { "" } else { "s" })?;
+        write!(
+            f,
+            "invalid configuration ({} problem{}):",
+            self.0.len(),
+            if self.0.len() == 1 { "" } else { "s" }
+        )?;
         for e in &self.0 {
             write!(f, "\n  {e}")?;
         }
@@ -155,9 +160,16 @@ struct RawCredentials {
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| {
-        ConfigErrors(vec![ConfigError { file: file.clone(), account: None, key: "-".into(), message: format!("cannot read file: {e}") }])
+        ConfigErrors(vec![ConfigError {
+            file: file.clone(),
+            account: None,
+            key: "-".into(),
+            message: format!("cannot read file: {e}"),
+        }])
     })?;
-    parse(&text, &file, &|k| std::env::var(k).ok(), &|p| std::fs::read_to_string(p).map_err(|e| e.to_string()))
+    parse(&text, &file, &|k| std::env::var(k).ok(), &|p| {
+        std::fs::read_to_string(p).map_err(|e| e.to_string())
+    })
 }
 
 /// Validates config text. `env` and `read_file` are injected for tests.
@@ -167,7 +179,12 @@ pub fn parse(
     env: &dyn Fn(&str) -> Option<String>,
     read_file: &dyn Fn(&str) -> Result<String, String>,
 ) -> Result<Config, ConfigErrors> {
-    let mut v = Validator { file, errors: Vec::new(), warnings: Vec::new(), account: None };
+    let mut v = Validator {
+        file,
+        errors: Vec::new(),
+        warnings: Vec::new(),
+        account: None,
+    };
     let top: RawTop = match serde_yaml::from_str::<serde_yaml::Value>(text) {
         Err(e) => {
             v.error("-", format!("not valid YAML: {e}"));
@@ -181,11 +198,22 @@ pub fn parse(
             }
         },
     };
-    let scrape_timeout = v.duration("scrape_timeout", top.scrape_timeout.as_deref(), Duration::from_secs(10));
-    let scrape_timeout_margin = v.duration("scrape_timeout_margin", top.scrape_timeout_margin.as_deref(), Duration::from_millis(500));
+    let scrape_timeout = v.duration(
+        "scrape_timeout",
+        top.scrape_timeout.as_deref(),
+        Duration::from_secs(10),
+    );
+    let scrape_timeout_margin = v.duration(
+        "scrape_timeout_margin",
+        top.scrape_timeout_margin.as_deref(),
+        Duration::from_millis(500),
+    );
     let max_response_bytes = top.max_response_bytes.unwrap_or(16 << 20);
     if !(1024..=1 << 30).contains(&max_response_bytes) {
-        v.error("max_response_bytes", format!("{max_response_bytes} is outside 1024..=1073741824"));
+        v.error(
+            "max_response_bytes",
+            format!("{max_response_bytes} is outside 1024..=1073741824"),
+        );
     }
     let defaults: RawTuning = if top.defaults.is_null() {
         RawTuning::default()
@@ -214,7 +242,13 @@ pub fn parse(
         }
     }
     if v.errors.is_empty() {
-        Ok(Config { scrape_timeout, scrape_timeout_margin, max_response_bytes, accounts, warnings: v.warnings })
+        Ok(Config {
+            scrape_timeout,
+            scrape_timeout_margin,
+            max_response_bytes,
+            accounts,
+            warnings: v.warnings,
+        })
     } else {
         Err(ConfigErrors(v.errors))
     }
@@ -229,7 +263,12 @@ struct Validator<'a> {
 
 impl Validator<'_> {
     fn error(&mut self, key: &str, message: String) {
-        self.errors.push(ConfigError { file: self.file.into(), account: self.account.clone(), key: key.into(), message });
+        self.errors.push(ConfigError {
+            file: self.file.into(),
+            account: self.account.clone(),
+            key: key.into(),
+            message,
+        });
     }
 
     fn duration(&mut self, key: &str, raw: Option<&str>, default: Duration) -> Duration {
@@ -242,7 +281,10 @@ impl Validator<'_> {
                     default
                 }
                 Err(e) => {
-                    self.error(key, format!("bad duration {s:?} ({e}); use e.g. 30s, 5m, 1h"));
+                    self.error(
+                        key,
+                        format!("bad duration {s:?} ({e}); use e.g. 30s, 5m, 1h"),
+                    );
                     default
                 }
             },
@@ -269,35 +311,54 @@ impl Validator<'_> {
                 tuning_map.insert((*k).into(), val);
             }
         }
-        let tuning: RawTuning = match serde_path_to_error::deserialize(serde_yaml::Value::Mapping(tuning_map)) {
-            Ok(t) => t,
-            Err(e) => {
-                self.error(&e.path().to_string(), e.inner().to_string());
-                RawTuning::default()
-            }
-        };
-        let acct: RawAccount = match serde_path_to_error::deserialize(serde_yaml::Value::Mapping(map)) {
-            Ok(a) => a,
-            Err(e) => {
-                let path = e.path().to_string();
-                let msg = e.inner().to_string();
-                let msg = if msg.starts_with("unknown field") { format!("{msg}, {}", TUNING_KEYS.join(", ")) } else { msg };
-                self.error(&path, msg);
-                return None;
-            }
-        };
+        let tuning: RawTuning =
+            match serde_path_to_error::deserialize(serde_yaml::Value::Mapping(tuning_map)) {
+                Ok(t) => t,
+                Err(e) => {
+                    self.error(&e.path().to_string(), e.inner().to_string());
+                    RawTuning::default()
+                }
+            };
+        let acct: RawAccount =
+            match serde_path_to_error::deserialize(serde_yaml::Value::Mapping(map)) {
+                Ok(a) => a,
+                Err(e) => {
+                    let path = e.path().to_string();
+                    let msg = e.inner().to_string();
+                    let msg = if msg.starts_with("unknown field") {
+                        format!("{msg}, {}", TUNING_KEYS.join(", "))
+                    } else {
+                        msg
+                    };
+                    self.error(&path, msg);
+                    return None;
+                }
+            };
         if acct.name.trim().is_empty() {
             self.error("name", "must not be empty".into());
         }
         let Some(kind) = vendor_kind(&acct.vendor) else {
-            self.error("vendor", format!("unknown vendor {:?}; expected one of {}", acct.vendor, VendorKind::NAMES));
+            self.error(
+                "vendor",
+                format!(
+                    "unknown vendor {:?}; expected one of {}",
+                    acct.vendor,
+                    VendorKind::NAMES
+                ),
+            );
             return None;
         };
 
         let credentials = self.credentials(&acct.credentials, env, read_file);
-        let endpoint = acct.endpoint.clone().unwrap_or_else(|| kind.default_endpoint().to_owned());
+        let endpoint = acct
+            .endpoint
+            .clone()
+            .unwrap_or_else(|| kind.default_endpoint().to_owned());
         if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
-            self.error("endpoint", format!("{endpoint:?} must start with http:// or https://"));
+            self.error(
+                "endpoint",
+                format!("{endpoint:?} must start with http:// or https://"),
+            );
         }
         let options = match kind.parse_options(acct.options) {
             Ok(o) => Some(o),
@@ -311,8 +372,15 @@ impl Validator<'_> {
             self.error("domain", "must not be empty when given".into());
         }
         let settings = self.settings(kind, &tuning, defaults);
-        let fraction = tuning.safety_fraction.or(defaults.safety_fraction).unwrap_or(0.5);
-        let fraction_key = if tuning.safety_fraction.is_some() { "safety_fraction" } else { "defaults.safety_fraction" };
+        let fraction = tuning
+            .safety_fraction
+            .or(defaults.safety_fraction)
+            .unwrap_or(0.5);
+        let fraction_key = if tuning.safety_fraction.is_some() {
+            "safety_fraction"
+        } else {
+            "defaults.safety_fraction"
+        };
         let fraction = if fraction > 0.0 && fraction <= 1.0 {
             fraction
         } else {
@@ -342,8 +410,22 @@ impl Validator<'_> {
         env: &dyn Fn(&str) -> Option<String>,
         read_file: &dyn Fn(&str) -> Result<String, String>,
     ) -> Option<Credentials> {
-        let id = self.credential("credentials.id", raw.id.as_deref(), raw.id_file.as_deref(), true, env, read_file);
-        let secret = self.credential("credentials.secret", raw.secret.as_deref(), raw.secret_file.as_deref(), true, env, read_file);
+        let id = self.credential(
+            "credentials.id",
+            raw.id.as_deref(),
+            raw.id_file.as_deref(),
+            true,
+            env,
+            read_file,
+        );
+        let secret = self.credential(
+            "credentials.secret",
+            raw.secret.as_deref(),
+            raw.secret_file.as_deref(),
+            true,
+            env,
+            read_file,
+        );
         let token = self.credential(
             "credentials.session_token",
             raw.session_token.as_deref(),
@@ -352,7 +434,11 @@ impl Validator<'_> {
             env,
             read_file,
         );
-        Some(Credentials { id: id??.expose().to_owned(), secret: secret??, session_token: token? })
+        Some(Credentials {
+            id: id??.expose().to_owned(),
+            secret: secret??,
+            session_token: token?,
+        })
     }
 
     /// Resolves an inline, `${ENV}` or `*_file` credential. Outer `None`: an
@@ -386,7 +472,10 @@ impl Validator<'_> {
                 }
             },
             (None, None) if required => {
-                self.error(key, format!("missing: set {key} (inline or \"${{ENV_VAR}}\") or {key}_file"));
+                self.error(
+                    key,
+                    format!("missing: set {key} (inline or \"${{ENV_VAR}}\") or {key}_file"),
+                );
                 return None;
             }
             (None, None) => return Some(None),
@@ -403,7 +492,9 @@ impl Validator<'_> {
 
     fn task_types(&mut self, kind: VendorKind, raw: Option<&[String]>) -> Vec<TaskType> {
         let supported = kind.task_types();
-        let Some(raw) = raw else { return supported.to_vec() };
+        let Some(raw) = raw else {
+            return supported.to_vec();
+        };
         let mut out = Vec::new();
         for (i, s) in raw.iter().enumerate() {
             match TaskType::parse(s) {
@@ -428,7 +519,11 @@ impl Validator<'_> {
 
     fn settings(&mut self, kind: VendorKind, t: &RawTuning, d: &RawTuning) -> Settings {
         let base = Settings::default();
-        let pick = |this: &mut Self, key: &str, own: &Option<String>, def: &Option<String>, fallback: Duration| {
+        let pick = |this: &mut Self,
+                    key: &str,
+                    own: &Option<String>,
+                    def: &Option<String>,
+                    fallback: Duration| {
             match (own, def) {
                 (Some(s), _) => this.duration(key, Some(s), fallback),
                 (None, Some(s)) => this.duration(&format!("defaults.{key}"), Some(s), fallback),
@@ -447,7 +542,13 @@ impl Validator<'_> {
             ));
             lookback = max;
         }
-        let min_refresh_interval = pick(self, "min_refresh_interval", &t.min_refresh_interval, &d.min_refresh_interval, base.min_refresh_interval);
+        let min_refresh_interval = pick(
+            self,
+            "min_refresh_interval",
+            &t.min_refresh_interval,
+            &d.min_refresh_interval,
+            base.min_refresh_interval,
+        );
         if min_refresh_interval < Duration::from_secs(1) {
             self.error("min_refresh_interval", "must be at least 1s".into());
         }
@@ -455,10 +556,28 @@ impl Validator<'_> {
             lookback,
             min_refresh_interval,
             overlap: pick(self, "overlap", &t.overlap, &d.overlap, base.overlap),
-            max_permit_wait: pick(self, "max_permit_wait", &t.max_permit_wait, &d.max_permit_wait, base.max_permit_wait),
-            request_timeout: pick(self, "request_timeout", &t.request_timeout, &d.request_timeout, base.request_timeout),
+            max_permit_wait: pick(
+                self,
+                "max_permit_wait",
+                &t.max_permit_wait,
+                &d.max_permit_wait,
+                base.max_permit_wait,
+            ),
+            request_timeout: pick(
+                self,
+                "request_timeout",
+                &t.request_timeout,
+                &d.request_timeout,
+                base.request_timeout,
+            ),
             retries: t.retries.or(d.retries).unwrap_or(base.retries),
-            quota_interval: pick(self, "quota_interval", &t.quota_interval, &d.quota_interval, base.quota_interval),
+            quota_interval: pick(
+                self,
+                "quota_interval",
+                &t.quota_interval,
+                &d.quota_interval,
+                base.quota_interval,
+            ),
             max_tasks: t.max_tasks.or(d.max_tasks).unwrap_or(base.max_tasks),
             max_pages: base.max_pages,
         };
@@ -466,7 +585,10 @@ impl Validator<'_> {
             self.error("retries", format!("{} is more than 5", s.retries));
         }
         if !(100..=50_000_000).contains(&s.max_tasks) {
-            self.error("max_tasks", format!("{} is outside 100..=50000000", s.max_tasks));
+            self.error(
+                "max_tasks",
+                format!("{} is outside 100..=50000000", s.max_tasks),
+            );
         }
         if s.overlap > lookback {
             self.error("overlap", "must not exceed lookback".into());
@@ -474,20 +596,35 @@ impl Validator<'_> {
         s
     }
 
-    fn rates(&mut self, kind: VendorKind, fraction: f64, overrides: Option<&BTreeMap<String, String>>) -> Vec<Rate> {
+    fn rates(
+        &mut self,
+        kind: VendorKind,
+        fraction: f64,
+        overrides: Option<&BTreeMap<String, String>>,
+    ) -> Vec<Rate> {
         let apis = kind.apis();
         let mut rates: Vec<Rate> = apis.iter().map(|a| a.limit.scaled(fraction)).collect();
         for (api, raw) in overrides.into_iter().flatten() {
             let key = format!("rate_budget.{api}");
             let Some(i) = apis.iter().position(|a| a.name == api) else {
                 let known: Vec<_> = apis.iter().map(|a| a.name).collect();
-                self.error(&key, format!("{kind} has no API {api:?}; expected one of {}", known.join(", ")));
+                self.error(
+                    &key,
+                    format!(
+                        "{kind} has no API {api:?}; expected one of {}",
+                        known.join(", ")
+                    ),
+                );
                 continue;
             };
             match Rate::parse(raw) {
-                Ok(r) if exceeds(r, apis[i].limit) => {
-                    self.error(&key, format!("budget {r} exceeds the vendor limit {} for {api}", apis[i].limit))
-                }
+                Ok(r) if exceeds(r, apis[i].limit) => self.error(
+                    &key,
+                    format!(
+                        "budget {r} exceeds the vendor limit {} for {api}",
+                        apis[i].limit
+                    ),
+                ),
                 Ok(r) => rates[i] = r,
                 Err(e) => self.error(&key, e),
             }
@@ -499,7 +636,9 @@ impl Validator<'_> {
 /// True when `budget` could send more than `limit` allows in some window of
 /// the limit's length (a same-rate budget with a longer window still bursts).
 pub fn exceeds(budget: Rate, limit: Rate) -> bool {
-    let windows = (limit.per.as_secs_f64() / budget.per.as_secs_f64() - 1e-9).ceil().max(1.0);
+    let windows = (limit.per.as_secs_f64() / budget.per.as_secs_f64() - 1e-9)
+        .ceil()
+        .max(1.0);
     f64::from(budget.requests) * windows > f64::from(limit.requests)
 }
 
@@ -525,7 +664,6 @@ fn expand_env(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, S
     out.push_str(rest);
     Ok(out)
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -571,18 +709,37 @@ accounts:
         assert_eq!(a.context.credentials.secret.expose(), "s3cr3t-value");
         assert_eq!(a.context.endpoint, "http://127.0.0.1:9");
         assert_eq!(a.settings.min_refresh_interval, Duration::from_secs(30));
-        assert_eq!(a.settings.lookback, VendorKind::Testing.max_lookback(), "clamped");
+        assert_eq!(
+            a.settings.lookback,
+            VendorKind::Testing.max_lookback(),
+            "clamped"
+        );
         assert_eq!(c.warnings.len(), 1);
-        assert_eq!(a.rates[0], Rate::new(5, Duration::from_secs(1)), "10/s x 0.5");
+        assert_eq!(
+            a.rates[0],
+            Rate::new(5, Duration::from_secs(1)),
+            "10/s x 0.5"
+        );
         let b = &c.accounts[1];
         assert_eq!(b.context.credentials.secret.expose(), "file-secret");
-        assert_eq!(b.task_types, vec![TaskType::RefreshFile, TaskType::Prefetch]);
+        assert_eq!(
+            b.task_types,
+            vec![TaskType::RefreshFile, TaskType::Prefetch]
+        );
         assert_eq!(b.rates[0], Rate::new(4, Duration::from_secs(1)));
-        assert!(!format!("{c:?}").contains("s3cr3t"), "Debug must not leak secrets");
+        assert!(
+            !format!("{c:?}").contains("s3cr3t"),
+            "Debug must not leak secrets"
+        );
     }
 
     fn errors(text: &str) -> Vec<String> {
-        check(text).unwrap_err().0.iter().map(|e| e.to_string()).collect()
+        check(text)
+            .unwrap_err()
+            .0
+            .iter()
+            .map(|e| e.to_string())
+            .collect()
     }
 
     #[test]
@@ -619,7 +776,10 @@ accounts:
             r#"cfg.yml: account "d": key "vendor": unknown vendor "akamai""#,
         ];
         for e in expect {
-            assert!(errs.iter().any(|got| got.starts_with(e)), "missing {e:?} in {errs:#?}");
+            assert!(
+                errs.iter().any(|got| got.starts_with(e)),
+                "missing {e:?} in {errs:#?}"
+            );
         }
         assert_eq!(errs.len(), expect.len(), "{errs:#?}");
     }
@@ -627,7 +787,10 @@ accounts:
     #[test]
     fn bad_yaml_and_top_level_keys() {
         let e = errors("accounts: [\n");
-        assert!(e[0].starts_with("cfg.yml: key \"-\": not valid YAML"), "{e:?}");
+        assert!(
+            e[0].starts_with("cfg.yml: key \"-\": not valid YAML"),
+            "{e:?}"
+        );
         let e = errors("acounts: []\n");
         assert!(e[0].contains("unknown field `acounts`"), "{e:?}");
         let e = errors("accounts: []\n");
@@ -646,14 +809,20 @@ accounts:
 "#;
         let all = check(text).unwrap_err().to_string();
         assert!(!all.contains("s3cr3t"), "{all}");
-        assert!(all.contains("key \"retries\"") && all.contains("key \"safety_fraction\""), "{all}");
+        assert!(
+            all.contains("key \"retries\"") && all.contains("key \"safety_fraction\""),
+            "{all}"
+        );
     }
 
     #[test]
     fn burst_aware_budget_check() {
         let limit = Rate::new(5, Duration::from_secs(1));
         assert!(!exceeds(Rate::new(2, Duration::from_secs(1)), limit));
-        assert!(exceeds(Rate::new(10, Duration::from_secs(2)), limit), "same rate, bigger burst");
+        assert!(
+            exceeds(Rate::new(10, Duration::from_secs(2)), limit),
+            "same rate, bigger burst"
+        );
         let cdn = Rate::new(1, Duration::from_secs(300));
         assert!(!exceeds(Rate::new(1, Duration::from_secs(600)), cdn));
         assert!(exceeds(Rate::new(1, Duration::from_secs(200)), cdn));
@@ -661,7 +830,10 @@ accounts:
 
     #[test]
     fn env_expansion() {
-        assert_eq!(expand_env("a${TEST_SECRET}b", &env).unwrap(), "as3cr3t-valueb");
+        assert_eq!(
+            expand_env("a${TEST_SECRET}b", &env).unwrap(),
+            "as3cr3t-valueb"
+        );
         assert_eq!(expand_env("${NOPE}", &env).unwrap_err(), "NOPE");
         assert_eq!(expand_env("plain", &env).unwrap(), "plain");
     }

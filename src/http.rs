@@ -87,7 +87,8 @@ pub enum TransportError {
 }
 
 /// Boxed future returned by [`Transport::send`].
-pub type SendFuture<'a> = Pin<Box<dyn Future<Output = Result<HttpResponse, TransportError>> + Send + 'a>>;
+pub type SendFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<HttpResponse, TransportError>> + Send + 'a>>;
 
 /// Sends requests. Injected so tests can script a vendor without sockets;
 /// production and most tests use [`ReqwestTransport`] over real HTTP.
@@ -114,7 +115,10 @@ impl ReqwestTransport {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| TransportError::Network(e.to_string()))?;
-        Ok(ReqwestTransport { client, max_body_bytes })
+        Ok(ReqwestTransport {
+            client,
+            max_body_bytes,
+        })
     }
 
     async fn exchange(&self, req: HttpRequest) -> Result<HttpResponse, TransportError> {
@@ -134,9 +138,17 @@ impl ReqwestTransport {
         let headers = resp
             .headers()
             .iter()
-            .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
             .collect();
-        if resp.content_length().is_some_and(|n| n > self.max_body_bytes as u64) {
+        if resp
+            .content_length()
+            .is_some_and(|n| n > self.max_body_bytes as u64)
+        {
             return Err(TransportError::TooLarge(self.max_body_bytes));
         }
         let mut body = Vec::new();
@@ -146,7 +158,11 @@ impl ReqwestTransport {
             }
             body.extend_from_slice(&chunk);
         }
-        Ok(HttpResponse { status, headers, body })
+        Ok(HttpResponse {
+            status,
+            headers,
+            body,
+        })
     }
 }
 

@@ -13,10 +13,18 @@ use std::sync::Arc;
 #[command(version, about)]
 struct Cli {
     /// Path to the YAML configuration.
-    #[arg(long = "config.file", default_value = "cdn-task-exporter.yml", global = true)]
+    #[arg(
+        long = "config.file",
+        default_value = "cdn-task-exporter.yml",
+        global = true
+    )]
     config_file: PathBuf,
     /// Address to listen on.
-    #[arg(long = "web.listen-address", default_value = "0.0.0.0:10052", global = true)]
+    #[arg(
+        long = "web.listen-address",
+        default_value = "0.0.0.0:10052",
+        global = true
+    )]
     listen_address: String,
     /// Log level: error, warn, info, debug, trace.
     #[arg(long = "log.level", default_value = "info", global = true)]
@@ -42,11 +50,25 @@ enum Command {
 
 fn init_logging(level: &str, format: LogFormat) -> anyhow::Result<()> {
     use tracing_subscriber::prelude::*;
-    let filter = tracing_subscriber::EnvFilter::try_new(level).with_context(|| format!("bad --log.level {level:?}"))?;
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .with_context(|| format!("bad --log.level {level:?}"))?;
     let registry = tracing_subscriber::registry().with(filter);
     match format {
-        LogFormat::Logfmt => registry.with(tracing_logfmt::layer()).try_init()?,
-        LogFormat::Json => registry.with(tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr)).try_init()?,
+        LogFormat::Logfmt => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .event_format(tracing_logfmt::EventsFormatter::default())
+                    .fmt_fields(tracing_logfmt::FieldsFormatter::default())
+                    .with_writer(std::io::stderr),
+            )
+            .try_init()?,
+        LogFormat::Json => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_writer(std::io::stderr),
+            )
+            .try_init()?,
     }
     Ok(())
 }
@@ -74,7 +96,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         for w in &config.warnings {
             eprintln!("warning: {w}");
         }
-        println!("{}: configuration OK ({} accounts)", cli.config_file.display(), config.accounts.len());
+        println!(
+            "{}: configuration OK ({} accounts)",
+            cli.config_file.display(),
+            config.accounts.len()
+        );
         return Ok(ExitCode::SUCCESS);
     }
     init_logging(&cli.log_level, cli.log_format)?;

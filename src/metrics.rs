@@ -37,7 +37,11 @@ pub fn escape_label(v: &str) -> String {
 
 /// `vendor="…",account="…"`, escaped.
 pub fn account_labels(a: &Account) -> String {
-    format!("vendor=\"{}\",account=\"{}\"", a.kind.as_str(), escape_label(&a.name))
+    format!(
+        "vendor=\"{}\",account=\"{}\"",
+        a.kind.as_str(),
+        escape_label(&a.name)
+    )
 }
 
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -71,23 +75,48 @@ fn histogram(out: &mut String, name: &str, labels: &str, h: &Histogram) {
 
 /// Renders every family. `now` is Unix seconds.
 pub fn render(c: &Collector, now: i64) -> String {
-    let accounts: Vec<_> = c.accounts.iter().map(|a| (a, account_labels(a), a.snapshot())).collect();
-    let series: usize = accounts.iter().map(|(a, _, _)| a.task_types.len() * 12 + a.api_names.len() * 20 + 8).sum();
+    let accounts: Vec<_> = c
+        .accounts
+        .iter()
+        .map(|a| (a, account_labels(a), a.snapshot()))
+        .collect();
+    let series: usize = accounts
+        .iter()
+        .map(|(a, _, _)| a.task_types.len() * 12 + a.api_names.len() * 20 + 8)
+        .sum();
     let mut out = String::with_capacity(series * 90 + 4096);
 
-    header(&mut out, "cdn_tasks", "gauge", &format!("Tasks created within the lookback window, by current status. {CACHED}"));
+    header(
+        &mut out,
+        "cdn_tasks",
+        "gauge",
+        &format!("Tasks created within the lookback window, by current status. {CACHED}"),
+    );
     for (a, l, s) in &accounts {
         for t in &a.task_types {
             for st in TaskStatus::ALL {
-                let _ = writeln!(out, "cdn_tasks{{{l},task_type=\"{t}\",status=\"{st}\"}} {}", s.aggregates.tasks[t.index()][st.index()]);
+                let _ = writeln!(
+                    out,
+                    "cdn_tasks{{{l},task_type=\"{t}\",status=\"{st}\"}} {}",
+                    s.aggregates.tasks[t.index()][st.index()]
+                );
             }
         }
     }
-    header(&mut out, "cdn_task_urls", "gauge", &format!("URLs in the tasks counted by cdn_tasks. {CACHED}"));
+    header(
+        &mut out,
+        "cdn_task_urls",
+        "gauge",
+        &format!("URLs in the tasks counted by cdn_tasks. {CACHED}"),
+    );
     for (a, l, s) in &accounts {
         for t in &a.task_types {
             for st in TaskStatus::ALL {
-                let _ = writeln!(out, "cdn_task_urls{{{l},task_type=\"{t}\",status=\"{st}\"}} {}", s.aggregates.urls[t.index()][st.index()]);
+                let _ = writeln!(
+                    out,
+                    "cdn_task_urls{{{l},task_type=\"{t}\",status=\"{st}\"}} {}",
+                    s.aggregates.urls[t.index()][st.index()]
+                );
             }
         }
     }
@@ -99,20 +128,42 @@ pub fn render(c: &Collector, now: i64) -> String {
     );
     for (a, l, s) in &accounts {
         for t in &a.task_types {
-            for (i, st) in [TaskStatus::Success, TaskStatus::Failed].into_iter().enumerate() {
-                let _ = writeln!(out, "cdn_tasks_finished_total{{{l},task_type=\"{t}\",status=\"{st}\"}} {}", s.finished[t.index()][i]);
+            for (i, st) in [TaskStatus::Success, TaskStatus::Failed]
+                .into_iter()
+                .enumerate()
+            {
+                let _ = writeln!(
+                    out,
+                    "cdn_tasks_finished_total{{{l},task_type=\"{t}\",status=\"{st}\"}} {}",
+                    s.finished[t.index()][i]
+                );
             }
         }
     }
     header(&mut out, "cdn_task_duration_seconds", "histogram", "Create-to-finish time of tasks counted by cdn_tasks_finished_total, observed once per task.");
     for (k, t, h) in c.durations.iter() {
-        histogram(&mut out, "cdn_task_duration_seconds", &format!("vendor=\"{k}\",task_type=\"{t}\""), h);
+        histogram(
+            &mut out,
+            "cdn_task_duration_seconds",
+            &format!("vendor=\"{k}\",task_type=\"{t}\""),
+            h,
+        );
     }
-    header(&mut out, "cdn_task_oldest_unfinished_age_seconds", "gauge", &format!("Age of the oldest task still pending, running or unknown; 0 when none. {CACHED}"));
+    header(
+        &mut out,
+        "cdn_task_oldest_unfinished_age_seconds",
+        "gauge",
+        &format!("Age of the oldest task still pending, running or unknown; 0 when none. {CACHED}"),
+    );
     for (a, l, s) in &accounts {
         for t in &a.task_types {
-            let age = s.aggregates.oldest_unfinished[t.index()].map(|c| (now - c).max(0)).unwrap_or(0);
-            let _ = writeln!(out, "cdn_task_oldest_unfinished_age_seconds{{{l},task_type=\"{t}\"}} {age}");
+            let age = s.aggregates.oldest_unfinished[t.index()]
+                .map(|c| (now - c).max(0))
+                .unwrap_or(0);
+            let _ = writeln!(
+                out,
+                "cdn_task_oldest_unfinished_age_seconds{{{l},task_type=\"{t}\"}} {age}"
+            );
         }
     }
     header(
@@ -125,7 +176,14 @@ pub fn render(c: &Collector, now: i64) -> String {
         for t in &a.task_types {
             let total: u64 = s.aggregates.tasks[t.index()].iter().sum();
             let _ = write!(out, "cdn_task_completion_ratio{{{l},task_type=\"{t}\"}} ");
-            float(&mut out, if total == 0 { f64::NAN } else { s.aggregates.completion[t.index()] / total as f64 });
+            float(
+                &mut out,
+                if total == 0 {
+                    f64::NAN
+                } else {
+                    s.aggregates.completion[t.index()] / total as f64
+                },
+            );
             out.push('\n');
         }
     }
@@ -133,15 +191,33 @@ pub fn render(c: &Collector, now: i64) -> String {
     for (a, l, s) in &accounts {
         for t in &a.task_types {
             let row = &s.aggregates.tasks[t.index()];
-            let (ok, failed) = (row[TaskStatus::Success.index()], row[TaskStatus::Failed.index()]);
+            let (ok, failed) = (
+                row[TaskStatus::Success.index()],
+                row[TaskStatus::Failed.index()],
+            );
             let _ = write!(out, "cdn_task_success_ratio{{{l},task_type=\"{t}\"}} ");
-            float(&mut out, if ok + failed == 0 { f64::NAN } else { ok as f64 / (ok + failed) as f64 });
+            float(
+                &mut out,
+                if ok + failed == 0 {
+                    f64::NAN
+                } else {
+                    ok as f64 / (ok + failed) as f64
+                },
+            );
             out.push('\n');
         }
     }
     for (name, help, pick) in [
-        ("cdn_quota_limit", "Daily task quota the vendor grants, where it reports one.", 0),
-        ("cdn_quota_remaining", "Daily task quota left, where the vendor reports it.", 1),
+        (
+            "cdn_quota_limit",
+            "Daily task quota the vendor grants, where it reports one.",
+            0,
+        ),
+        (
+            "cdn_quota_remaining",
+            "Daily task quota left, where the vendor reports it.",
+            1,
+        ),
     ] {
         header(&mut out, name, "gauge", &format!("{help} {CACHED}"));
         for (_, l, s) in &accounts {
@@ -156,50 +232,114 @@ pub fn render(c: &Collector, now: i64) -> String {
     for (_, l, s) in &accounts {
         let _ = writeln!(out, "cdn_vendor_up{{{l}}} {}", u8::from(s.up));
     }
-    header(&mut out, "cdn_vendor_last_success_timestamp_seconds", "gauge", "Unix time the last fully successful refresh started; 0 before the first.");
+    header(
+        &mut out,
+        "cdn_vendor_last_success_timestamp_seconds",
+        "gauge",
+        "Unix time the last fully successful refresh started; 0 before the first.",
+    );
     for (_, l, s) in &accounts {
-        let _ = writeln!(out, "cdn_vendor_last_success_timestamp_seconds{{{l}}} {}", s.last_success.unwrap_or(0));
+        let _ = writeln!(
+            out,
+            "cdn_vendor_last_success_timestamp_seconds{{{l}}} {}",
+            s.last_success.unwrap_or(0)
+        );
     }
     header(&mut out, "cdn_vendor_data_age_seconds", "gauge", "Seconds since the cached data was last fully refreshed (since exporter start before the first refresh).");
     for (a, l, _) in &accounts {
-        let _ = writeln!(out, "cdn_vendor_data_age_seconds{{{l}}} {}", a.data_age(now, c.started));
+        let _ = writeln!(
+            out,
+            "cdn_vendor_data_age_seconds{{{l}}} {}",
+            a.data_age(now, c.started)
+        );
     }
-    header(&mut out, "cdn_vendor_api_requests_total", "counter", "Requests sent to the vendor API, by API and outcome.");
+    header(
+        &mut out,
+        "cdn_vendor_api_requests_total",
+        "counter",
+        "Requests sent to the vendor API, by API and outcome.",
+    );
     for (a, l, _) in &accounts {
         for (i, api) in a.api_names.iter().enumerate() {
             for o in Outcome::ALL {
-                let _ = writeln!(out, "cdn_vendor_api_requests_total{{{l},api=\"{api}\",outcome=\"{}\"}} {}", o.as_str(), a.stats.get(i, o));
+                let _ = writeln!(
+                    out,
+                    "cdn_vendor_api_requests_total{{{l},api=\"{api}\",outcome=\"{}\"}} {}",
+                    o.as_str(),
+                    a.stats.get(i, o)
+                );
             }
         }
     }
-    header(&mut out, "cdn_vendor_api_request_duration_seconds", "histogram", "Duration of vendor API requests, body included.");
+    header(
+        &mut out,
+        "cdn_vendor_api_request_duration_seconds",
+        "histogram",
+        "Duration of vendor API requests, body included.",
+    );
     for (a, l, _) in &accounts {
         for (i, api) in a.api_names.iter().enumerate() {
-            histogram(&mut out, "cdn_vendor_api_request_duration_seconds", &format!("{l},api=\"{api}\""), &a.stats.latency[i]);
+            histogram(
+                &mut out,
+                "cdn_vendor_api_request_duration_seconds",
+                &format!("{l},api=\"{api}\""),
+                &a.stats.latency[i],
+            );
         }
     }
     header(&mut out, "cdn_vendor_refresh_skipped_total", "counter", "Scrapes that served an account from cache without refreshing: data still fresh, or no rate budget left.");
     for (a, l, _) in &accounts {
-        for r in [crate::collector::stats::SkipReason::Fresh, crate::collector::stats::SkipReason::Budget] {
+        for r in [
+            crate::collector::stats::SkipReason::Fresh,
+            crate::collector::stats::SkipReason::Budget,
+        ] {
             let n = a.stats.skipped[r as usize].load(std::sync::atomic::Ordering::Relaxed);
-            let _ = writeln!(out, "cdn_vendor_refresh_skipped_total{{{l},reason=\"{}\"}} {n}", r.as_str());
+            let _ = writeln!(
+                out,
+                "cdn_vendor_refresh_skipped_total{{{l},reason=\"{}\"}} {n}",
+                r.as_str()
+            );
         }
     }
-    header(&mut out, "cdn_vendor_scrape_duration_seconds", "gauge", "Seconds the last scrape waited for this account's refresh; 0 when served from cache.");
+    header(
+        &mut out,
+        "cdn_vendor_scrape_duration_seconds",
+        "gauge",
+        "Seconds the last scrape waited for this account's refresh; 0 when served from cache.",
+    );
     for (a, l, _) in &accounts {
         let _ = write!(out, "cdn_vendor_scrape_duration_seconds{{{l}}} ");
         float(&mut out, a.stats.scrape_seconds.get());
         out.push('\n');
     }
-    header(&mut out, "cdn_cache_tasks", "gauge", "Tasks held in the account's cache.");
+    header(
+        &mut out,
+        "cdn_cache_tasks",
+        "gauge",
+        "Tasks held in the account's cache.",
+    );
     for (_, l, s) in &accounts {
         let _ = writeln!(out, "cdn_cache_tasks{{{l}}} {}", s.cache_tasks);
     }
-    header(&mut out, "cdn_cache_tasks_dropped_total", "counter", "Tasks evicted because the account's cache hit max_tasks.");
+    header(
+        &mut out,
+        "cdn_cache_tasks_dropped_total",
+        "counter",
+        "Tasks evicted because the account's cache hit max_tasks.",
+    );
     for (_, l, s) in &accounts {
-        let _ = writeln!(out, "cdn_cache_tasks_dropped_total{{{l}}} {}", s.cache_dropped);
+        let _ = writeln!(
+            out,
+            "cdn_cache_tasks_dropped_total{{{l}}} {}",
+            s.cache_dropped
+        );
     }
-    header(&mut out, "cdn_exporter_build_info", "gauge", "Build of the running exporter; always 1.");
+    header(
+        &mut out,
+        "cdn_exporter_build_info",
+        "gauge",
+        "Build of the running exporter; always 1.",
+    );
     let _ = writeln!(
         out,
         "cdn_exporter_build_info{{version=\"{}\",revision=\"{}\",rustc=\"{}\"}} 1",
@@ -217,9 +357,17 @@ fn process_metrics(out: &mut String) {
     #[cfg(target_os = "linux")]
     {
         let registry = prometheus::Registry::new();
-        if registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self())).is_ok() {
+        if registry
+            .register(Box::new(
+                prometheus::process_collector::ProcessCollector::for_self(),
+            ))
+            .is_ok()
+        {
             let mut buf = Vec::new();
-            if prometheus::TextEncoder::new().encode(&registry.gather(), &mut buf).is_ok() {
+            if prometheus::TextEncoder::new()
+                .encode(&registry.gather(), &mut buf)
+                .is_ok()
+            {
                 out.push_str(&String::from_utf8_lossy(&buf));
             }
         }
@@ -229,5 +377,9 @@ fn process_metrics(out: &mut String) {
 
 /// The task types of `a` (used by the landing page).
 pub fn watched(a: &Account) -> String {
-    a.task_types.iter().map(|t: &TaskType| t.as_str()).collect::<Vec<_>>().join(", ")
+    a.task_types
+        .iter()
+        .map(|t: &TaskType| t.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }

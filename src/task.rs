@@ -7,7 +7,9 @@
 use std::fmt;
 
 /// What kind of cache operation a task performs. Bounded set: safe as a label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum TaskType {
     RefreshFile,
@@ -66,7 +68,9 @@ impl fmt::Display for TaskType {
 }
 
 /// Where a task stands. `Unknown` exists because UCloud reports `unknow`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum TaskStatus {
     Pending,

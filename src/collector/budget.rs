@@ -59,7 +59,9 @@ impl Rate {
         let per = humantime::parse_duration(per.trim())
             .map_err(|e| format!("rate {s:?}: bad duration {per:?}: {e}"))?;
         if requests == 0 || per.is_zero() {
-            return Err(format!("rate {s:?} must allow at least one request per non-zero window"));
+            return Err(format!(
+                "rate {s:?} must allow at least one request per non-zero window"
+            ));
         }
         Ok(Rate::new(requests, per))
     }
@@ -67,7 +69,12 @@ impl Rate {
 
 impl fmt::Display for Rate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.requests, humantime::format_duration(self.per))
+        write!(
+            f,
+            "{}/{}",
+            self.requests,
+            humantime::format_duration(self.per)
+        )
     }
 }
 
@@ -171,7 +178,9 @@ impl Budget {
     /// How long until `api` could send, without taking a permit.
     pub fn wait_time(&self, api: usize) -> Duration {
         let now = Instant::now();
-        self.window(api).next_slot(now).saturating_duration_since(now)
+        self.window(api)
+            .next_slot(now)
+            .saturating_duration_since(now)
     }
 
     /// Takes a permit for `api`, waiting for it if it comes within
@@ -223,8 +232,14 @@ mod tests {
 
     #[test]
     fn parses_rates() {
-        assert_eq!(Rate::parse("2/1s").unwrap(), Rate::new(2, Duration::from_secs(1)));
-        assert_eq!(Rate::parse("1/5m").unwrap(), Rate::new(1, Duration::from_secs(300)));
+        assert_eq!(
+            Rate::parse("2/1s").unwrap(),
+            Rate::new(2, Duration::from_secs(1))
+        );
+        assert_eq!(
+            Rate::parse("1/5m").unwrap(),
+            Rate::new(1, Duration::from_secs(300))
+        );
         assert!(Rate::parse("0/1s").is_err());
         assert!(Rate::parse("two/1s").is_err());
         assert!(Rate::parse("2/fast").is_err());
@@ -241,8 +256,14 @@ mod tests {
             sent.push(Instant::now() - start);
         }
         for (i, t) in sent.iter().enumerate() {
-            let in_window = sent[i..].iter().filter(|u| **u - *t < Duration::from_secs(1)).count();
-            assert!(in_window <= 3, "{in_window} requests within 1s starting at {t:?}");
+            let in_window = sent[i..]
+                .iter()
+                .filter(|u| **u - *t < Duration::from_secs(1))
+                .count();
+            assert!(
+                in_window <= 3,
+                "{in_window} requests within 1s starting at {t:?}"
+            );
         }
     }
 
@@ -258,10 +279,16 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn throttling_blocks_the_api() {
-        let b = Budget::new([Rate::new(100, Duration::from_secs(1)), Rate::new(100, Duration::from_secs(1))]);
+        let b = Budget::new([
+            Rate::new(100, Duration::from_secs(1)),
+            Rate::new(100, Duration::from_secs(1)),
+        ]);
         b.block_for(0, Duration::from_secs(30));
         assert!(b.acquire(0, Duration::from_secs(1)).await.is_err());
-        assert!(b.acquire(1, Duration::ZERO).await.is_ok(), "other APIs are unaffected");
+        assert!(
+            b.acquire(1, Duration::ZERO).await.is_ok(),
+            "other APIs are unaffected"
+        );
         tokio::time::advance(Duration::from_secs(30)).await;
         assert!(b.acquire(0, Duration::ZERO).await.is_ok());
     }

@@ -178,9 +178,12 @@ impl TaskCache {
         if task.status.is_finished() {
             self.unfinished.remove(&key);
         } else {
-            self.unfinished.entry(key).or_insert_with(|| task.id.as_str().into());
+            self.unfinished
+                .entry(key)
+                .or_insert_with(|| task.id.as_str().into());
         }
-        let counts = task.status.is_finished() && (was_unfinished.is_some() || task.created_at >= counting_since);
+        let counts = task.status.is_finished()
+            && (was_unfinished.is_some() || task.created_at >= counting_since);
         counts.then(|| Finished {
             task_type: task.task_type,
             status: task.status,
@@ -246,7 +249,9 @@ impl TaskCache {
         // hashbrown: one control byte per bucket plus the (key, value) slots.
         let slot = std::mem::size_of::<(u64, CachedTask)>() + 1;
         let ids: usize = self.unfinished.values().map(|s| s.len()).sum();
-        self.tasks.capacity() * slot + self.unfinished.capacity() * (std::mem::size_of::<(u64, Box<str>)>() + 1) + ids
+        self.tasks.capacity() * slot
+            + self.unfinished.capacity() * (std::mem::size_of::<(u64, Box<str>)>() + 1)
+            + ids
     }
 }
 
@@ -277,14 +282,31 @@ mod tests {
     fn baseline_is_not_counted_but_transitions_and_new_tasks_are() {
         let mut c = TaskCache::new(100);
         // Before counting_since (1000) and already finished: baseline.
-        assert_eq!(c.upsert(&task("old", TaskStatus::Success, 900), 0, 1000), None);
+        assert_eq!(
+            c.upsert(&task("old", TaskStatus::Success, 900), 0, 1000),
+            None
+        );
         // Seen running, later finished: counted once.
-        assert_eq!(c.upsert(&task("a", TaskStatus::Running, 900), 0, 1000), None);
-        let f = c.upsert(&task("a", TaskStatus::Failed, 900), 0, 1000).unwrap();
-        assert_eq!((f.status, f.duration_seconds), (TaskStatus::Failed, Some(30.0)));
-        assert_eq!(c.upsert(&task("a", TaskStatus::Failed, 900), 0, 1000), None, "counted once");
+        assert_eq!(
+            c.upsert(&task("a", TaskStatus::Running, 900), 0, 1000),
+            None
+        );
+        let f = c
+            .upsert(&task("a", TaskStatus::Failed, 900), 0, 1000)
+            .unwrap();
+        assert_eq!(
+            (f.status, f.duration_seconds),
+            (TaskStatus::Failed, Some(30.0))
+        );
+        assert_eq!(
+            c.upsert(&task("a", TaskStatus::Failed, 900), 0, 1000),
+            None,
+            "counted once"
+        );
         // Created after counting started and first seen finished: counted.
-        assert!(c.upsert(&task("b", TaskStatus::Success, 1100), 0, 1000).is_some());
+        assert!(c
+            .upsert(&task("b", TaskStatus::Success, 1100), 0, 1000)
+            .is_some());
         assert_eq!(c.len(), 3);
         assert_eq!(c.unfinished().count(), 0);
     }
@@ -294,7 +316,10 @@ mod tests {
         let mut c = TaskCache::new(10);
         c.upsert(&task("a", TaskStatus::Success, 1), 0, 0);
         c.upsert(&task("a", TaskStatus::Running, 1), 0, 0);
-        assert_eq!(c.aggregate().tasks[TaskType::Prefetch.index()][TaskStatus::Success.index()], 1);
+        assert_eq!(
+            c.aggregate().tasks[TaskType::Prefetch.index()][TaskStatus::Success.index()],
+            1
+        );
     }
 
     #[test]

@@ -41,7 +41,7 @@ impl Coverage {
             return;
         }
         self.gaps.push(w);
-        self.gaps.sort_by(|a, b| b.to.cmp(&a.to));
+        self.gaps.sort_by_key(|g| std::cmp::Reverse(g.to));
         let mut merged: Vec<Window> = Vec::with_capacity(self.gaps.len());
         for g in self.gaps.drain(..) {
             match merged.last_mut() {
@@ -61,10 +61,16 @@ impl Coverage {
                 continue;
             }
             if g.to > w.to {
-                out.push(Window { from: w.to, to: g.to });
+                out.push(Window {
+                    from: w.to,
+                    to: g.to,
+                });
             }
             if g.from < w.from {
-                out.push(Window { from: g.from, to: w.from });
+                out.push(Window {
+                    from: g.from,
+                    to: w.from,
+                });
             }
         }
         self.gaps = out;

@@ -109,9 +109,12 @@ impl TaskDurations {
     pub fn new(kinds: impl IntoIterator<Item = VendorKind>) -> Self {
         let mut by_vendor = HashMap::new();
         for k in kinds {
-            by_vendor
-                .entry(k)
-                .or_insert_with(|| TaskType::ALL.iter().map(|_| Histogram::new(TASK_DURATION_BUCKETS)).collect());
+            by_vendor.entry(k).or_insert_with(|| {
+                TaskType::ALL
+                    .iter()
+                    .map(|_| Histogram::new(TASK_DURATION_BUCKETS))
+                    .collect()
+            });
         }
         TaskDurations { by_vendor }
     }
@@ -175,12 +178,20 @@ pub struct Account {
 
 impl std::fmt::Debug for Account {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Account").field("name", &self.name).field("kind", &self.kind).finish_non_exhaustive()
+        f.debug_struct("Account")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
     }
 }
 
 impl Account {
-    fn new(setup: AccountSetup, transport: Arc<dyn Transport>, clock: SharedClock, durations: Arc<TaskDurations>) -> Self {
+    fn new(
+        setup: AccountSetup,
+        transport: Arc<dyn Transport>,
+        clock: SharedClock,
+        durations: Arc<TaskDurations>,
+    ) -> Self {
         let apis = setup.kind.apis();
         let streams = setup.vendor.streams(&setup.task_types);
         Account {
@@ -212,7 +223,10 @@ impl Account {
 
     /// The data the last refresh left.
     pub fn snapshot(&self) -> Arc<Snapshot> {
-        self.snapshot.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.snapshot
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The rate budget of `api`.
@@ -236,7 +250,9 @@ impl Account {
             }
         }
         f.running = None;
-        if f.last_start.is_some_and(|t| t.elapsed() < self.settings.min_refresh_interval) {
+        if f.last_start
+            .is_some_and(|t| t.elapsed() < self.settings.min_refresh_interval)
+        {
             self.skip(SkipReason::Fresh);
             return None;
         }
@@ -264,7 +280,8 @@ impl Account {
         let mut st = self.state.lock().await;
         let started = self.clock.unix();
         let result = self.sync(&mut st, started).await;
-        st.cache.expire(started - self.settings.lookback.as_secs() as i64);
+        st.cache
+            .expire(started - self.settings.lookback.as_secs() as i64);
         let prev = self.snapshot();
         let (up, last_success, last_error) = match &result {
             Ok(()) => (true, Some(started), None),
@@ -304,14 +321,30 @@ pub struct Collector {
 
 impl Collector {
     /// Builds the accounts; nothing is requested until the first scrape.
-    pub fn new(setups: Vec<AccountSetup>, transport: Arc<dyn Transport>, clock: SharedClock) -> Self {
+    pub fn new(
+        setups: Vec<AccountSetup>,
+        transport: Arc<dyn Transport>,
+        clock: SharedClock,
+    ) -> Self {
         let durations = Arc::new(TaskDurations::new(setups.iter().map(|s| s.kind)));
         let started = clock.unix();
         let accounts = setups
             .into_iter()
-            .map(|s| Arc::new(Account::new(s, Arc::clone(&transport), Arc::clone(&clock), Arc::clone(&durations))))
+            .map(|s| {
+                Arc::new(Account::new(
+                    s,
+                    Arc::clone(&transport),
+                    Arc::clone(&clock),
+                    Arc::clone(&durations),
+                ))
+            })
             .collect();
-        Collector { accounts, durations, clock, started }
+        Collector {
+            accounts,
+            durations,
+            clock,
+            started,
+        }
     }
 
     /// Refreshes what is due, waiting at most until `deadline`; refreshes

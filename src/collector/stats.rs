@@ -26,9 +26,14 @@ impl Histogram {
     /// Records one value.
     pub fn observe(&self, v: f64) {
         let v = if v.is_finite() { v.max(0.0) } else { 0.0 };
-        let i = self.bounds.iter().position(|b| v <= *b).unwrap_or(self.bounds.len());
+        let i = self
+            .bounds
+            .iter()
+            .position(|b| v <= *b)
+            .unwrap_or(self.bounds.len());
         self.counts[i].fetch_add(1, Ordering::Relaxed);
-        self.sum_micros.fetch_add((v * 1e6) as u64, Ordering::Relaxed);
+        self.sum_micros
+            .fetch_add((v * 1e6) as u64, Ordering::Relaxed);
     }
 
     /// (upper bound, cumulative count) per bucket, then the total count and sum.
@@ -40,7 +45,11 @@ impl Histogram {
             buckets.push((*b, acc));
         }
         acc += self.counts[self.bounds.len()].load(Ordering::Relaxed);
-        (buckets, acc, self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6)
+        (
+            buckets,
+            acc,
+            self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6,
+        )
     }
 }
 
@@ -48,8 +57,9 @@ impl Histogram {
 pub const API_LATENCY_BUCKETS: &[f64] = &[0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
 /// Buckets for task create→finish, seconds (seconds to a day).
-pub const TASK_DURATION_BUCKETS: &[f64] =
-    &[5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 21600.0, 86400.0];
+pub const TASK_DURATION_BUCKETS: &[f64] = &[
+    5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 21600.0, 86400.0,
+];
 
 /// A float gauge stored as bits.
 #[derive(Debug, Default)]
@@ -85,7 +95,9 @@ impl ApiStats {
     pub fn new(apis: usize) -> Self {
         ApiStats {
             requests: (0..apis).map(|_| Default::default()).collect(),
-            latency: (0..apis).map(|_| Histogram::new(API_LATENCY_BUCKETS)).collect(),
+            latency: (0..apis)
+                .map(|_| Histogram::new(API_LATENCY_BUCKETS))
+                .collect(),
             skipped: Default::default(),
             scrape_seconds: Gauge::default(),
         }
@@ -103,7 +115,11 @@ impl ApiStats {
 
     /// Requests of any API and outcome so far.
     pub fn total(&self) -> u64 {
-        self.requests.iter().flatten().map(|c| c.load(Ordering::Relaxed)).sum()
+        self.requests
+            .iter()
+            .flatten()
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum()
     }
 }
 

@@ -41,7 +41,12 @@ impl Account {
         for c in &mut st.coverage {
             c.advance(now, overlap, lookback_start);
         }
-        let mut run = Run { now, lookback_start, exhausted: HashSet::new(), seen: HashSet::new() };
+        let mut run = Run {
+            now,
+            lookback_start,
+            exhausted: HashSet::new(),
+            seen: HashSet::new(),
+        };
 
         // 1. Heads.
         for i in 0..st.streams.len() {
@@ -65,7 +70,11 @@ impl Account {
                 })
             })
             .collect();
-        unfinished.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.id.cmp(&b.id)));
+        unfinished.sort_by(|a, b| {
+            a.created_at
+                .cmp(&b.created_at)
+                .then_with(|| a.id.cmp(&b.id))
+        });
         for q in self.vendor.plan_rechecks(&unfinished) {
             if run.exhausted.contains(&q.api()) {
                 continue;
@@ -91,7 +100,10 @@ impl Account {
         }
 
         // 4. Quotas.
-        if st.last_quota.is_none_or(|t| t.elapsed() >= self.settings.quota_interval) {
+        if st
+            .last_quota
+            .is_none_or(|t| t.elapsed() >= self.settings.quota_interval)
+        {
             let mut complete = true;
             for q in self.vendor.quota_queries(&self.task_types) {
                 if run.exhausted.contains(&q.api()) {
@@ -115,11 +127,19 @@ impl Account {
     }
 
     fn span_of(&self, st: &SyncState, i: usize) -> Option<i64> {
-        self.vendor.max_span(&st.streams[i]).map(|d| d.as_secs() as i64)
+        self.vendor
+            .max_span(&st.streams[i])
+            .map(|d| d.as_secs() as i64)
     }
 
     /// Lists window `w` of stream `i`, resuming paging where it stopped.
-    async fn run_list(&self, st: &mut SyncState, run: &mut Run, i: usize, w: Window) -> Result<(), ApiError> {
+    async fn run_list(
+        &self,
+        st: &mut SyncState,
+        run: &mut Run,
+        i: usize,
+        w: Window,
+    ) -> Result<(), ApiError> {
         let stream = st.streams[i];
         if run.exhausted.contains(&stream.api) {
             return Ok(());
@@ -141,7 +161,13 @@ impl Account {
 
     /// Runs every page of `q` from `page`. On a budget stop mid-listing the
     /// page to resume at is remembered.
-    async fn run_query(&self, st: &mut SyncState, run: &mut Run, q: &Query, mut page: u32) -> Result<(), Stop> {
+    async fn run_query(
+        &self,
+        st: &mut SyncState,
+        run: &mut Run,
+        q: &Query,
+        mut page: u32,
+    ) -> Result<(), Stop> {
         loop {
             let parsed = match self.request(st, q, page).await {
                 Ok(p) => p,
@@ -178,7 +204,12 @@ impl Account {
         let api = q.api();
         let mut attempt = 0u32;
         loop {
-            if self.budget.acquire(api, self.settings.max_permit_wait).await.is_err() {
+            if self
+                .budget
+                .acquire(api, self.settings.max_permit_wait)
+                .await
+                .is_err()
+            {
                 return Err(Stop::Budget);
             }
             let req = self
@@ -186,13 +217,21 @@ impl Account {
                 .build(q, page, self.clock.now())
                 .map_err(|e| Stop::Failed(ApiError::new(Outcome::ClientError, e.to_string())))?;
             let t0 = Instant::now();
-            let sent = self.transport.send(req, self.settings.request_timeout).await;
+            let sent = self
+                .transport
+                .send(req, self.settings.request_timeout)
+                .await;
             self.stats.latency[api].observe(t0.elapsed().as_secs_f64());
             let result = match sent {
                 Ok(resp) => self.vendor.parse(q, page, &resp),
-                Err(TransportError::Timeout(d)) => Err(ApiError::new(Outcome::Timeout, format!("no complete answer within {d:?}"))),
+                Err(TransportError::Timeout(d)) => Err(ApiError::new(
+                    Outcome::Timeout,
+                    format!("no complete answer within {d:?}"),
+                )),
                 Err(TransportError::Network(m)) => Err(ApiError::new(Outcome::Network, m)),
-                Err(e @ TransportError::TooLarge(_)) => Err(ApiError::new(Outcome::ParseError, e.to_string())),
+                Err(e @ TransportError::TooLarge(_)) => {
+                    Err(ApiError::new(Outcome::ParseError, e.to_string()))
+                }
             };
             match result {
                 Ok(parsed) => {

@@ -95,7 +95,9 @@ impl SimTask {
         let start = self.created_at + self.queued_for;
         match (self.status_at(now), self.runs_for) {
             (TaskStatus::Pending, _) => 0.0,
-            (TaskStatus::Running, Some(d)) if d > 0 => ((now - start) as f64 / d as f64).clamp(0.0, 0.99),
+            (TaskStatus::Running, Some(d)) if d > 0 => {
+                ((now - start) as f64 / d as f64).clamp(0.0, 0.99)
+            }
             (TaskStatus::Running, _) => 0.5,
             _ => 1.0,
         }
@@ -153,21 +155,40 @@ struct WorldInner {
     tasks: Vec<SimTask>,
     traffic: Option<(Traffic, Rng, i64)>,
     next_id: u64,
+    /// When set, time stands still at this instant for the tasks.
+    frozen: Option<i64>,
 }
 
 impl World {
     /// An empty world.
     pub fn new(clock: SharedClock) -> Arc<Self> {
-        Arc::new(World { clock, inner: Mutex::new(WorldInner { tasks: Vec::new(), traffic: None, next_id: 1 }) })
+        Arc::new(World {
+            clock,
+            inner: Mutex::new(WorldInner {
+                tasks: Vec::new(),
+                traffic: None,
+                next_id: 1,
+                frozen: None,
+            }),
+        })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, WorldInner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Now, per the world's clock.
+    /// Now, per the world's clock (or the instant it was frozen at).
     pub fn now(&self) -> i64 {
-        self.clock.unix()
+        self.lock().frozen.unwrap_or_else(|| self.clock.unix())
+    }
+
+    /// Stops time for the tasks and stops new traffic, so a black-box test
+    /// can compare the exporter against a ground truth that holds still.
+    pub fn freeze(&self) {
+        let now = self.clock.unix();
+        let mut g = self.lock();
+        g.traffic = None;
+        g.frozen = Some(now);
     }
 
     /// Adds one task.
@@ -195,8 +216,15 @@ impl World {
     pub fn tick(&self) {
         let now = self.now();
         let mut g = self.lock();
-        let WorldInner { tasks, traffic, next_id } = &mut *g;
-        let Some((t, rng, until)) = traffic.as_mut() else { return };
+        let WorldInner {
+            tasks,
+            traffic,
+            next_id,
+            ..
+        } = &mut *g;
+        let Some((t, rng, until)) = traffic.as_mut() else {
+            return;
+        };
         if t.tasks_per_hour <= 0.0 || t.task_types.is_empty() {
             return;
         }
@@ -215,7 +243,9 @@ impl World {
                 id: format!("{:016x}", rng.next_u64() ^ *next_id),
                 task_type,
                 created_at: *until,
-                urls: (0..n).map(|i| format!("https://{domain}/static/{next_id}/{i}.js")).collect(),
+                urls: (0..n)
+                    .map(|i| format!("https://{domain}/static/{next_id}/{i}.js"))
+                    .collect(),
                 domain,
                 queued_for: rng.range(0, 30),
                 runs_for: (roll >= t.stall_rate).then(|| rng.range(20, 600)),
@@ -226,7 +256,13 @@ impl World {
 
     /// Tasks created in `[from, to)` (optionally of one type and domain),
     /// newest first, as of now.
-    pub fn list(&self, from: i64, to: i64, task_type: Option<TaskType>, domain: Option<&str>) -> Vec<SimTask> {
+    pub fn list(
+        &self,
+        from: i64,
+        to: i64,
+        task_type: Option<TaskType>,
+        domain: Option<&str>,
+    ) -> Vec<SimTask> {
         self.tick();
         let g = self.lock();
         let mut v: Vec<SimTask> = g
@@ -237,7 +273,11 @@ impl World {
             .filter(|t| domain.is_none_or(|d| t.domain == d))
             .cloned()
             .collect();
-        v.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| a.id.cmp(&b.id)));
+        v.sort_by(|a, b| {
+            b.created_at
+                .cmp(&a.created_at)
+                .then_with(|| a.id.cmp(&b.id))
+        });
         v
     }
 
@@ -245,7 +285,11 @@ impl World {
     pub fn by_ids(&self, ids: &[&str]) -> Vec<SimTask> {
         self.tick();
         let g = self.lock();
-        g.tasks.iter().filter(|t| ids.contains(&t.id.as_str())).cloned().collect()
+        g.tasks
+            .iter()
+            .filter(|t| ids.contains(&t.id.as_str()))
+            .cloned()
+            .collect()
     }
 
     /// Ground truth: tasks created in `[from, now)` by type × status.
@@ -316,7 +360,10 @@ impl Control {
 
     /// Enforces `rate` on `api` as the vendor would (sliding window).
     pub fn limit(&self, api: &str, rate: Rate) {
-        self.limits.lock().unwrap_or_else(|p| p.into_inner()).insert(api.to_owned(), (rate, VecDeque::new()));
+        self.limits
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(api.to_owned(), (rate, VecDeque::new()));
     }
 
     /// Sets the fault for the following requests.
@@ -334,8 +381,13 @@ impl Control {
     pub fn admit(&self, api: &str) -> bool {
         let now = Instant::now();
         let mut g = self.limits.lock().unwrap_or_else(|p| p.into_inner());
-        let Some((rate, sent)) = g.get_mut(api) else { return true };
-        while sent.front().is_some_and(|t| now.saturating_duration_since(*t) >= rate.per) {
+        let Some((rate, sent)) = g.get_mut(api) else {
+            return true;
+        };
+        while sent
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) >= rate.per)
+        {
             sent.pop_front();
         }
         if sent.len() as u32 >= rate.requests {
@@ -347,7 +399,14 @@ impl Control {
 
     /// Records a request and its answer.
     pub fn record(&self, api: &str, answer: &str) {
-        self.log.lock().unwrap_or_else(|p| p.into_inner()).push(Received { at: Instant::now(), api: api.to_owned(), answer: answer.to_owned() });
+        self.log
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Received {
+                at: Instant::now(),
+                api: api.to_owned(),
+                answer: answer.to_owned(),
+            });
     }
 
     /// Every request received so far.
@@ -357,17 +416,29 @@ impl Control {
 
     /// Requests received for `api`.
     pub fn count(&self, api: &str) -> usize {
-        self.log.lock().unwrap_or_else(|p| p.into_inner()).iter().filter(|r| r.api == api).count()
+        self.log
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|r| r.api == api)
+            .count()
     }
 }
 
 /// Checks the log: at most `rate.requests` requests to `api` in any window
 /// of `rate.per`. Returns the worst window found.
 pub fn max_in_window(received: &[Received], api: &str, per: Duration) -> usize {
-    let times: Vec<Instant> = received.iter().filter(|r| r.api == api).map(|r| r.at).collect();
+    let times: Vec<Instant> = received
+        .iter()
+        .filter(|r| r.api == api)
+        .map(|r| r.at)
+        .collect();
     let mut worst = 0;
     for (i, t) in times.iter().enumerate() {
-        let n = times[i..].iter().take_while(|u| u.saturating_duration_since(*t) < per).count();
+        let n = times[i..]
+            .iter()
+            .take_while(|u| u.saturating_duration_since(*t) < per)
+            .count();
         worst = worst.max(n);
     }
     worst
@@ -383,15 +454,23 @@ pub async fn fault_body(fault: &Fault, valid_prefix: &str) -> Option<(u16, Strin
             None
         }
         Fault::Garbage => Some((200, "\u{0}\u{1}not json at all{{{".into())),
-        Fault::Html => Some((200, "<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>".into())),
-        Fault::Truncated => Some((200, valid_prefix.chars().take(valid_prefix.len() / 2).collect())),
+        Fault::Html => Some((
+            200,
+            "<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>".into(),
+        )),
+        Fault::Truncated => Some((
+            200,
+            valid_prefix.chars().take(valid_prefix.len() / 2).collect(),
+        )),
         Fault::Huge(n) => Some((200, format!("{{\"pad\":\"{}\"}}", "x".repeat(*n)))),
     }
 }
 
 /// Binds `router` on 127.0.0.1 (any free port) and serves it in the
 /// background.
-pub async fn serve(router: axum::Router) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+pub async fn serve(
+    router: axum::Router,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let handle = tokio::spawn(async move {
@@ -428,14 +507,104 @@ mod tests {
     async fn traffic_is_deterministic_and_steady() {
         let mk = || {
             let w = World::new(Arc::new(TokioClock::starting_at(1_700_000_000)));
-            w.with_traffic(Traffic { seed: 7, ..Traffic::default() }, Duration::from_secs(3600));
+            w.with_traffic(
+                Traffic {
+                    seed: 7,
+                    ..Traffic::default()
+                },
+                Duration::from_secs(3600),
+            );
             w
         };
         let (a, b) = (mk(), mk());
         let la = a.list(0, i64::MAX, None, None);
         assert_eq!(la, b.list(0, i64::MAX, None, None));
-        assert!((80..=160).contains(&la.len()), "{} tasks in an hour at 120/h", la.len());
+        assert!(
+            (80..=160).contains(&la.len()),
+            "{} tasks in an hour at 120/h",
+            la.len()
+        );
         tokio::time::advance(Duration::from_secs(1800)).await;
         assert!(a.list(0, i64::MAX, None, None).len() > la.len());
+    }
+}
+
+/// A [`Transport`](crate::http::Transport) that hands requests straight to a
+/// simulator's router, without sockets. With tokio's paused clock this makes
+/// long simulated runs (hours of scrapes) exact and instant; everything else
+/// uses real HTTP over loopback.
+#[derive(Clone)]
+pub struct RouterTransport {
+    router: axum::Router,
+    max_body_bytes: usize,
+}
+
+impl RouterTransport {
+    /// Routes every request to `router`, whatever its host.
+    pub fn new(router: axum::Router) -> Self {
+        RouterTransport {
+            router,
+            max_body_bytes: 16 << 20,
+        }
+    }
+}
+
+impl crate::http::Transport for RouterTransport {
+    fn send(
+        &self,
+        req: crate::http::HttpRequest,
+        timeout: Duration,
+    ) -> crate::http::SendFuture<'_> {
+        use tower::ServiceExt;
+        Box::pin(async move {
+            let path = req
+                .url
+                .splitn(4, '/')
+                .nth(3)
+                .map(|p| format!("/{p}"))
+                .unwrap_or_else(|| "/".to_owned());
+            let host = req.url.split('/').nth(2).unwrap_or("localhost").to_owned();
+            let mut b = axum::http::Request::builder()
+                .method(req.method.as_str())
+                .uri(path)
+                .header("host", host);
+            for (k, v) in &req.headers {
+                b = b.header(k.as_str(), v.as_str());
+            }
+            let request = b
+                .body(axum::body::Body::from(req.body))
+                .map_err(|e| crate::http::TransportError::Network(e.to_string()))?;
+            let call = async {
+                let resp = self
+                    .router
+                    .clone()
+                    .oneshot(request)
+                    .await
+                    .map_err(|e| crate::http::TransportError::Network(e.to_string()))?;
+                let status = resp.status().as_u16();
+                let headers = resp
+                    .headers()
+                    .iter()
+                    .map(|(k, v)| {
+                        (
+                            k.as_str().to_owned(),
+                            String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                        )
+                    })
+                    .collect();
+                let body = axum::body::to_bytes(resp.into_body(), self.max_body_bytes)
+                    .await
+                    .map_err(|_| crate::http::TransportError::TooLarge(self.max_body_bytes))?;
+                Ok(crate::http::HttpResponse {
+                    status,
+                    headers,
+                    body: body.to_vec(),
+                })
+            };
+            match tokio::time::timeout(timeout, call).await {
+                Ok(r) => r,
+                Err(_) => Err(crate::http::TransportError::Timeout(timeout)),
+            }
+        })
     }
 }

@@ -28,16 +28,26 @@ impl TestingSim {
         for api in APIS {
             control.limit(api.name, api.limit);
         }
-        TestingSim { world, control, secret: secret.to_owned() }
+        TestingSim {
+            world,
+            control,
+            secret: secret.to_owned(),
+        }
     }
 
     /// Its routes.
     pub fn router(self) -> Router {
-        Router::new().route("/v1/tasks", get(tasks)).route("/v1/quota", get(quota)).with_state(self)
+        Router::new()
+            .route("/v1/tasks", get(tasks))
+            .route("/v1/quota", get(quota))
+            .with_state(self)
     }
 
     fn gate(&self, api: &str, headers: &HeaderMap) -> Option<Response> {
-        let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
+        let auth = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
         if auth != format!("Bearer {}", self.secret) {
             self.control.record(api, "auth_error");
             return Some(error(StatusCode::UNAUTHORIZED, "invalid token"));
@@ -45,7 +55,8 @@ impl TestingSim {
         if !self.control.admit(api) || self.control.fault() == Fault::Throttle {
             self.control.record(api, "throttled");
             let mut r = error(StatusCode::TOO_MANY_REQUESTS, "rate limit exceeded");
-            r.headers_mut().insert("retry-after", "2".parse().expect("static header value"));
+            r.headers_mut()
+                .insert("retry-after", "2".parse().expect("static header value"));
             return Some(r);
         }
         if self.control.fault() == Fault::ServerError {
@@ -73,8 +84,16 @@ fn wire(t: &super::SimTask, now: i64) -> WireTask {
     }
 }
 
-async fn tasks(State(s): State<TestingSim>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Response {
-    let api = if q.contains_key("ids") { "GetTasks" } else { "ListTasks" };
+async fn tasks(
+    State(s): State<TestingSim>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let api = if q.contains_key("ids") {
+        "GetTasks"
+    } else {
+        "ListTasks"
+    };
     if let Some(r) = s.gate(api, &headers) {
         return r;
     }
@@ -93,15 +112,27 @@ async fn tasks(State(s): State<TestingSim>, headers: HeaderMap, Query(q): Query<
         let page = num("page").unwrap_or(1).max(1) as usize;
         let size = num("page_size").unwrap_or(50).clamp(1, 100) as usize;
         let ty = q.get("type").and_then(|t| TaskType::parse(t));
-        let all = s.world.list(from, to, ty, q.get("domain").map(String::as_str));
+        let all = s
+            .world
+            .list(from, to, ty, q.get("domain").map(String::as_str));
         let total = all.len() as u64;
-        (all.into_iter().skip((page - 1) * size).take(size).collect(), total)
+        (
+            all.into_iter().skip((page - 1) * size).take(size).collect(),
+            total,
+        )
     };
-    let body = serde_json::to_string(&WireList { tasks: tasks.iter().map(|t| wire(t, now)).collect(), total })
-        .unwrap_or_default();
+    let body = serde_json::to_string(&WireList {
+        tasks: tasks.iter().map(|t| wire(t, now)).collect(),
+        total,
+    })
+    .unwrap_or_default();
     if let Some((status, bytes)) = fault_body(&s.control.fault(), &body).await {
         s.control.record(api, "fault");
-        return (StatusCode::from_u16(status).unwrap_or(StatusCode::OK), bytes).into_response();
+        return (
+            StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+            bytes,
+        )
+            .into_response();
     }
     s.control.record(api, "ok");
     ([("content-type", "application/json")], body).into_response()
@@ -114,8 +145,16 @@ async fn quota(State(s): State<TestingSim>, headers: HeaderMap) -> Response {
     s.control.record("GetQuota", "ok");
     axum::Json(WireQuota {
         quotas: vec![
-            WireQuotaItem { task_type: TaskType::RefreshFile, limit: 10_000.0, remaining: 9_000.0 },
-            WireQuotaItem { task_type: TaskType::Prefetch, limit: 1_000.0, remaining: 50.0 },
+            WireQuotaItem {
+                task_type: TaskType::RefreshFile,
+                limit: 10_000.0,
+                remaining: 9_000.0,
+            },
+            WireQuotaItem {
+                task_type: TaskType::Prefetch,
+                limit: 1_000.0,
+                remaining: 50.0,
+            },
         ],
     })
     .into_response()

@@ -186,7 +186,11 @@ pub enum Query {
     /// Tasks created in a window.
     List { stream: Stream, window: Window },
     /// Specific tasks by id.
-    ById { api: usize, task_type: Option<TaskType>, ids: Vec<String> },
+    ById {
+        api: usize,
+        task_type: Option<TaskType>,
+        ids: Vec<String>,
+    },
     /// Remaining daily quota.
     Quota { api: usize },
 }
@@ -265,7 +269,10 @@ impl Outcome {
 
     /// Worth one more try after a pause: the next attempt may succeed.
     pub fn is_transient(self) -> bool {
-        matches!(self, Outcome::ServerError | Outcome::Timeout | Outcome::Network)
+        matches!(
+            self,
+            Outcome::ServerError | Outcome::Timeout | Outcome::Network
+        )
     }
 }
 
@@ -287,7 +294,13 @@ pub struct ApiError {
 impl ApiError {
     /// An error of `outcome` with a message.
     pub fn new(outcome: Outcome, message: impl Into<String>) -> Self {
-        ApiError { outcome, code: None, message: message.into(), retry_after: None, request_id: None }
+        ApiError {
+            outcome,
+            code: None,
+            message: message.into(),
+            retry_after: None,
+            request_id: None,
+        }
     }
 
     /// A body we could not understand. Only a short, sanitized prefix of the
@@ -297,7 +310,10 @@ impl ApiError {
             .chars()
             .map(|c| if c.is_control() { ' ' } else { c })
             .collect();
-        ApiError::new(Outcome::ParseError, format!("{what}; body starts {snippet:?}"))
+        ApiError::new(
+            Outcome::ParseError,
+            format!("{what}; body starts {snippet:?}"),
+        )
     }
 
     /// Sets the vendor code.
@@ -364,7 +380,12 @@ pub trait Vendor: Send + Sync + 'static {
     }
 
     /// Builds and signs the request for `page` (1-based) of `query` at `now`.
-    fn build(&self, query: &Query, page: u32, now: DateTime<Utc>) -> Result<HttpRequest, BuildError>;
+    fn build(
+        &self,
+        query: &Query,
+        page: u32,
+        now: DateTime<Utc>,
+    ) -> Result<HttpRequest, BuildError>;
 
     /// Parses any response to `query`: tasks, quotas and paging, or a
     /// classified error. Must never panic, whatever the bytes.

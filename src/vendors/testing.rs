@@ -8,8 +8,8 @@
 //! Errors: HTTP status plus `{"error": "..."}`, `Retry-After` on 429.
 
 use super::{
-    outcome_for_status, ApiError, ApiSpec, BuildError, Parsed, Query, Quota, Stream, Unfinished, Vendor,
-    VendorContext, VendorKind,
+    outcome_for_status, ApiError, ApiSpec, BuildError, Parsed, Query, Quota, Stream, Unfinished,
+    Vendor, VendorContext, VendorKind,
 };
 use crate::collector::budget::Rate;
 use crate::http::{HttpRequest, HttpResponse, Method};
@@ -27,9 +27,18 @@ pub const QUOTA: usize = 2;
 
 /// The published limits of the testing vendor.
 pub const APIS: &[ApiSpec] = &[
-    ApiSpec { name: "ListTasks", limit: Rate::new(10, Duration::from_secs(1)) },
-    ApiSpec { name: "GetTasks", limit: Rate::new(20, Duration::from_secs(1)) },
-    ApiSpec { name: "GetQuota", limit: Rate::new(5, Duration::from_secs(1)) },
+    ApiSpec {
+        name: "ListTasks",
+        limit: Rate::new(10, Duration::from_secs(1)),
+    },
+    ApiSpec {
+        name: "GetTasks",
+        limit: Rate::new(20, Duration::from_secs(1)),
+    },
+    ApiSpec {
+        name: "GetQuota",
+        limit: Rate::new(5, Duration::from_secs(1)),
+    },
 ];
 
 /// Three days, like Aliyun and CDNetworks.
@@ -51,7 +60,10 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { page_size: 50, max_span: None }
+        Options {
+            page_size: 50,
+            max_span: None,
+        }
     }
 }
 
@@ -122,7 +134,10 @@ impl Vendor for TestingVendor {
     }
 
     fn streams(&self, _watched: &[TaskType]) -> Vec<Stream> {
-        vec![Stream { api: LIST, task_type: None }]
+        vec![Stream {
+            api: LIST,
+            task_type: None,
+        }]
     }
 
     fn max_span(&self, _stream: &Stream) -> Option<Duration> {
@@ -132,7 +147,11 @@ impl Vendor for TestingVendor {
     fn plan_rechecks(&self, unfinished: &[Unfinished]) -> Vec<Query> {
         unfinished
             .chunks(IDS_PER_REQUEST)
-            .map(|c| Query::ById { api: GET, task_type: None, ids: c.iter().map(|u| u.id.clone()).collect() })
+            .map(|c| Query::ById {
+                api: GET,
+                task_type: None,
+                ids: c.iter().map(|u| u.id.clone()).collect(),
+            })
             .collect()
     }
 
@@ -140,7 +159,12 @@ impl Vendor for TestingVendor {
         vec![Query::Quota { api: QUOTA }]
     }
 
-    fn build(&self, query: &Query, page: u32, _now: DateTime<Utc>) -> Result<HttpRequest, BuildError> {
+    fn build(
+        &self,
+        query: &Query,
+        page: u32,
+        _now: DateTime<Utc>,
+    ) -> Result<HttpRequest, BuildError> {
         let base = self.ctx.endpoint.trim_end_matches('/');
         let url = match query {
             Query::List { window, .. } => {
@@ -150,7 +174,13 @@ impl Vendor for TestingVendor {
                 );
                 if let Some(d) = &self.ctx.domain {
                     u.push_str("&domain=");
-                    u.push_str(&percent_encoding::utf8_percent_encode(d, percent_encoding::NON_ALPHANUMERIC).to_string());
+                    u.push_str(
+                        &percent_encoding::utf8_percent_encode(
+                            d,
+                            percent_encoding::NON_ALPHANUMERIC,
+                        )
+                        .to_string(),
+                    );
                 }
                 u
             }
@@ -166,7 +196,10 @@ impl Vendor for TestingVendor {
             method: Method::Get,
             url,
             headers: vec![
-                ("authorization".into(), format!("Bearer {}", self.ctx.credentials.secret.expose())),
+                (
+                    "authorization".into(),
+                    format!("Bearer {}", self.ctx.credentials.secret.expose()),
+                ),
                 ("x-account-id".into(), self.ctx.credentials.id.clone()),
             ],
             body: Vec::new(),
@@ -188,22 +221,28 @@ impl Vendor for TestingVendor {
         }
         match query {
             Query::Quota { .. } => {
-                let q: WireQuota =
-                    serde_json::from_slice(&resp.body).map_err(|e| ApiError::parse(format!("bad quota JSON: {e}"), &resp.body))?;
+                let q: WireQuota = serde_json::from_slice(&resp.body)
+                    .map_err(|e| ApiError::parse(format!("bad quota JSON: {e}"), &resp.body))?;
                 Ok(Parsed {
                     quotas: q
                         .quotas
                         .into_iter()
-                        .map(|q| Quota { task_type: q.task_type, limit: q.limit, remaining: q.remaining })
+                        .map(|q| Quota {
+                            task_type: q.task_type,
+                            limit: q.limit,
+                            remaining: q.remaining,
+                        })
                         .collect(),
                     ..Parsed::default()
                 })
             }
             Query::List { .. } | Query::ById { .. } => {
-                let l: WireList =
-                    serde_json::from_slice(&resp.body).map_err(|e| ApiError::parse(format!("bad task list JSON: {e}"), &resp.body))?;
+                let l: WireList = serde_json::from_slice(&resp.body)
+                    .map_err(|e| ApiError::parse(format!("bad task list JSON: {e}"), &resp.body))?;
                 let shown = u64::from(page) * u64::from(self.opts.page_size);
-                let next_page = (matches!(query, Query::List { .. }) && shown < l.total && !l.tasks.is_empty()).then_some(page + 1);
+                let next_page =
+                    (matches!(query, Query::List { .. }) && shown < l.total && !l.tasks.is_empty())
+                        .then_some(page + 1);
                 Ok(Parsed {
                     tasks: l
                         .tasks
@@ -227,4 +266,3 @@ impl Vendor for TestingVendor {
         }
     }
 }
-

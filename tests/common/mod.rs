@@ -1,0 +1,293 @@
+//! Shared helpers for black-box tests: run the real binary against a config,
+//! scrape it over HTTP, parse the exposition, run promtool.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The exporter binary built by cargo for this test run.
+pub fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_cdn-task-exporter"))
+}
+
+/// A free loopback port (bound then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running exporter process; killed on drop. Its stderr goes to a file so
+/// tests can assert on log lines.
+pub struct Exporter {
+    pub child: Child,
+    pub addr: String,
+    pub dir: tempdir::TempDir,
+    pub log: PathBuf,
+}
+
+/// Minimal temp-dir helper (std only).
+pub mod tempdir {
+    use std::path::{Path, PathBuf};
+    pub struct TempDir(PathBuf);
+    impl TempDir {
+        pub fn new(tag: &str) -> TempDir {
+            let p = std::env::temp_dir().join(format!(
+                "cdn-exporter-{tag}-{}-{}",
+                std::process::id(),
+                super::unique()
+            ));
+            std::fs::create_dir_all(&p).unwrap();
+            TempDir(p)
+        }
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+impl Exporter {
+    /// Writes `config` to a temp file and starts the binary on a free port,
+    /// waiting until `/-/ready` answers.
+    pub fn start(config: &str, extra_args: &[&str]) -> Exporter {
+        Self::start_with_env(config, extra_args, &[])
+    }
+
+    /// As [`Exporter::start`], with extra environment variables.
+    pub fn start_with_env(config: &str, extra_args: &[&str], env: &[(&str, &str)]) -> Exporter {
+        let dir = tempdir::TempDir::new("bin");
+        let cfg = dir.path().join("config.yml");
+        std::fs::write(&cfg, config).unwrap();
+        let port = free_port();
+        let addr = format!("127.0.0.1:{port}");
+        let log = dir.path().join("stderr.log");
+        let mut cmd = Command::new(binary());
+        cmd.arg("--config.file")
+            .arg(&cfg)
+            .arg("--web.listen-address")
+            .arg(&addr)
+            .args(extra_args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start exporter binary");
+        let mut e = Exporter {
+            child,
+            addr,
+            dir,
+            log,
+        };
+        e.wait_ready();
+        e
+    }
+
+    fn wait_ready(&mut self) {
+        let until = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < until {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("exporter exited early with {status}: {}", self.logs());
+            }
+            if http_get(&self.addr, "/-/ready", &[])
+                .map(|(s, _)| s == 200)
+                .unwrap_or(false)
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("exporter not ready in 20s: {}", self.logs());
+    }
+
+    /// Scrapes `/metrics`, with an optional scrape-timeout header.
+    pub fn scrape(&self, timeout_header: Option<&str>) -> String {
+        let headers: Vec<(&str, &str)> = timeout_header
+            .map(|t| ("X-Prometheus-Scrape-Timeout-Seconds", t))
+            .into_iter()
+            .collect();
+        let (status, body) = http_get(&self.addr, "/metrics", &headers).expect("scrape");
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    /// Everything the exporter logged so far.
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal HTTP/1.1 GET over loopback (std only, so the harness does not
+/// depend on the crate under test). Returns (status, body).
+pub fn http_get(
+    addr: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> std::io::Result<(u16, String)> {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes())?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    Ok((status, body))
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((len, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(len.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// Parses exposition text into `name{labels}` → value, labels sorted.
+pub fn parse_metrics(text: &str) -> HashMap<String, f64> {
+    let mut m = HashMap::new();
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let (series, value) = line.rsplit_once(' ').unwrap();
+        let value: f64 = match value {
+            "NaN" => f64::NAN,
+            "+Inf" => f64::INFINITY,
+            v => v.parse().unwrap(),
+        };
+        let key = match series.split_once('{') {
+            Some((name, labels)) => {
+                let mut parts: Vec<&str> = split_labels(labels.trim_end_matches('}'));
+                parts.sort();
+                format!("{name}{{{}}}", parts.join(","))
+            }
+            None => series.to_owned(),
+        };
+        m.insert(key, value);
+    }
+    m
+}
+
+fn split_labels(s: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut start, mut in_quotes, mut escaped) = (0, false, false);
+    for (i, c) in s.char_indices() {
+        match c {
+            '\\' if in_quotes => escaped = !escaped,
+            '"' if !escaped => in_quotes = !in_quotes,
+            ',' if !in_quotes => {
+                out.push(&s[start..i]);
+                start = i + 1;
+            }
+            _ => escaped = false,
+        }
+        if c != '\\' {
+            escaped = false;
+        }
+    }
+    if start < s.len() {
+        out.push(&s[start..]);
+    }
+    out
+}
+
+/// The value of one series; labels in any order, e.g.
+/// `value(&m, "cdn_vendor_up", &[("account", "a"), ("vendor", "aliyun")])`.
+pub fn value(m: &HashMap<String, f64>, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let mut parts: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+    parts.sort();
+    m.get(&format!("{name}{{{}}}", parts.join(","))).copied()
+}
+
+/// Runs `promtool check metrics` on `text`; panics with its findings.
+pub fn promtool_check_metrics(text: &str) {
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool is not on PATH; run scripts/install-deps.sh");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let findings = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && findings.trim().is_empty(),
+        "promtool check metrics found:\n{findings}"
+    );
+}
+
+/// Polls `f` until it returns true or `timeout` passes.
+pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let until = Instant::now() + timeout;
+    while Instant::now() < until {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+/// Path inside the repository.
+pub fn repo(p: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
+}
