@@ -20,7 +20,10 @@ fn main() {
             .and_then(|o| String::from_utf8(o.stdout).ok())
             .map(|s| s.trim().to_owned())
     });
-    println!("cargo:rustc-env=CDN_EXPORTER_REVISION={}", revision.unwrap_or_else(|| "unknown".into()));
+    println!(
+        "cargo:rustc-env=CDN_EXPORTER_REVISION={}",
+        revision.unwrap_or_else(|| "unknown".into())
+    );
     println!("cargo:rerun-if-env-changed=CDN_EXPORTER_REVISION");
     println!("cargo:rerun-if-changed=.git/HEAD");
 }
