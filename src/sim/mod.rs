@@ -341,6 +341,8 @@ pub struct Received {
     pub api: String,
     /// What the simulator answered: "ok", or the error kind it sent.
     pub answer: String,
+    /// Request details a test may check (window, ids), empty if none.
+    pub detail: String,
 }
 
 /// Shared behaviour of every simulated API: the request log, the vendor's
@@ -399,6 +401,11 @@ impl Control {
 
     /// Records a request and its answer.
     pub fn record(&self, api: &str, answer: &str) {
+        self.record_detail(api, answer, "");
+    }
+
+    /// Records a request, its answer, and details for tests (window, ids).
+    pub fn record_detail(&self, api: &str, answer: &str, detail: &str) {
         self.log
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -406,6 +413,7 @@ impl Control {
                 at: Instant::now(),
                 api: api.to_owned(),
                 answer: answer.to_owned(),
+                detail: detail.to_owned(),
             });
     }
 

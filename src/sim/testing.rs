@@ -134,7 +134,16 @@ async fn tasks(
         )
             .into_response();
     }
-    s.control.record(api, "ok");
+    let detail = match q.get("ids") {
+        Some(ids) => format!("ids={ids}"),
+        None => format!(
+            "from={} to={} page={}",
+            num("from").unwrap_or(0),
+            num("to").unwrap_or(0),
+            num("page").unwrap_or(1)
+        ),
+    };
+    s.control.record_detail(api, "ok", &detail);
     ([("content-type", "application/json")], body).into_response()
 }
 
