@@ -1,0 +1,494 @@
+//! Core acceptance tests for the collector, against the testing vendor's
+//! simulated API: single flight, the budget invariant under randomized load,
+//! scrape deadlines, incremental sync, and isolation between accounts.
+
+use cdn_task_exporter::app::{self, AppState};
+use cdn_task_exporter::clock::{SharedClock, SystemClock, TokioClock};
+use cdn_task_exporter::collector::Collector;
+use cdn_task_exporter::config;
+use cdn_task_exporter::http::{ReqwestTransport, Transport};
+use cdn_task_exporter::metrics;
+use cdn_task_exporter::sim::testing::TestingSim;
+use cdn_task_exporter::sim::{
+    max_in_window, serve, Fault, Rng, RouterTransport, SimTask, Traffic, World,
+};
+use cdn_task_exporter::task::{TaskStatus, TaskType};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+const T0: i64 = 1_767_225_600; // 2026-01-01T00:00:00Z
+
+fn collector(yaml: &str, transport: Arc<dyn Transport>, clock: SharedClock) -> Collector {
+    let cfg = config::parse(yaml, "test.yml", &|_| None, &|_| Err("no files".into()))
+        .expect("valid test config");
+    app::collector(&cfg, transport, clock)
+}
+
+fn account_yaml(name: &str, endpoint: &str, extra: &str) -> String {
+    format!(
+        "  - name: {name}\n    vendor: testing\n    endpoint: {endpoint}\n    credentials: {{ id: {name}, secret: tok }}\n{extra}"
+    )
+}
+
+fn metric(c: &Collector, series: &str) -> Option<f64> {
+    let text = metrics::render(c, c.clock.unix());
+    text.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+/// 50 concurrent scrapes over HTTP → exactly one refresh per stale account.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_concurrent_scrapes_share_one_refresh_per_account() {
+    let mut sims = Vec::new();
+    let mut accounts = String::new();
+    for i in 0..3 {
+        let world = World::new(Arc::new(SystemClock));
+        world.with_traffic(
+            Traffic {
+                seed: i,
+                tasks_per_hour: 40.0,
+                ..Traffic::default()
+            },
+            Duration::from_secs(3600),
+        );
+        let sim = TestingSim::new(world, "tok");
+        let (addr, _) = serve(sim.clone().router()).await.unwrap();
+        // One page holds the whole history, so one refresh is one listing.
+        accounts.push_str(&account_yaml(
+            &format!("acct{i}"),
+            &format!("http://{addr}"),
+            "    options: { page_size: 100 }
+",
+        ));
+        sims.push(sim);
+    }
+    let c = Arc::new(collector(
+        &format!("accounts:\n{accounts}"),
+        Arc::new(ReqwestTransport::new(1 << 20).unwrap()),
+        Arc::new(SystemClock),
+    ));
+    let state = AppState {
+        collector: c.clone(),
+        scrape_timeout: Duration::from_secs(10),
+        scrape_timeout_margin: Duration::from_millis(500),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(app::run(
+        listener,
+        app::router(state),
+        std::future::pending(),
+    ));
+
+    let client = reqwest::Client::new();
+    let scrapes: Vec<_> = (0..50)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                client
+                    .get(format!("http://{addr}/metrics"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    for s in scrapes {
+        assert!(s
+            .await
+            .unwrap()
+            .contains("cdn_vendor_up{vendor=\"testing\",account=\"acct0\"} 1"));
+    }
+    for sim in &sims {
+        assert_eq!(sim.control.count("ListTasks"), 1, "one listing per account");
+        assert_eq!(
+            sim.control.count("GetQuota"),
+            1,
+            "one quota read per account"
+        );
+    }
+    // A scrape right after is served from cache.
+    client
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    for sim in &sims {
+        assert_eq!(sim.control.count("ListTasks"), 1);
+    }
+    let skipped: f64 = (0..3)
+        .map(|i| metric(&c, &format!("cdn_vendor_refresh_skipped_total{{vendor=\"testing\",account=\"acct{i}\",reason=\"fresh\"}}")).unwrap())
+        .sum();
+    assert!(skipped > 0.0, "later scrapes found the data fresh");
+}
+
+/// Randomized: many scrapes at random times and concurrency, heavy paging,
+/// injected throttling (with Retry-After), server errors (retried) and
+/// garbage. In no window of the budget's length may the vendor see more
+/// requests than the budget allows, on any API.
+#[tokio::test(start_paused = true)]
+async fn budget_holds_under_random_scrapes_paging_throttling_and_retries() {
+    for seed in 0..8u64 {
+        let clock: SharedClock = Arc::new(TokioClock::starting_at(T0));
+        let world = World::new(clock.clone());
+        world.with_traffic(
+            Traffic {
+                seed,
+                tasks_per_hour: 300.0,
+                stall_rate: 0.2,
+                ..Traffic::default()
+            },
+            Duration::from_secs(2 * 3600),
+        );
+        let sim = TestingSim::new(world, "tok");
+        let transport = Arc::new(RouterTransport::new(sim.clone().router()));
+        let yaml = format!(
+            "accounts:\n{}",
+            account_yaml(
+                "a",
+                "http://sim",
+                "    min_refresh_interval: 1s\n    max_permit_wait: 3s\n    retries: 2\n    quota_interval: 1s\n    options: { page_size: 7 }\n    rate_budget: { ListTasks: 4/1s, GetTasks: 3/2s, GetQuota: 1/1s }\n",
+            )
+        );
+        let c = Arc::new(collector(&yaml, transport, clock.clone()));
+        let mut rng = Rng::new(seed);
+        for _ in 0..80 {
+            sim.control.set_fault(match rng.range(0, 10) {
+                0 => Fault::Throttle,
+                1 => Fault::ServerError,
+                2 => Fault::Garbage,
+                _ => Fault::None,
+            });
+            let n = rng.range(1, 5);
+            let mut handles = Vec::new();
+            for _ in 0..n {
+                let c = c.clone();
+                let deadline =
+                    Instant::now() + Duration::from_millis(rng.range(100, 10_000) as u64);
+                handles.push(tokio::spawn(async move { c.collect(deadline).await }));
+            }
+            for h in handles {
+                h.await.unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(rng.range(0, 4_000) as u64)).await;
+        }
+        let log = sim.control.received();
+        assert!(
+            log.len() > 100,
+            "seed {seed}: the test exercised the budget ({} requests)",
+            log.len()
+        );
+        assert!(
+            log.iter().any(|r| r.answer == "throttled"),
+            "seed {seed}: throttling was injected"
+        );
+        for (api, rate) in [
+            ("ListTasks", (4, 1)),
+            ("GetTasks", (3, 2)),
+            ("GetQuota", (1, 1)),
+        ] {
+            let worst = max_in_window(&log, api, Duration::from_secs(rate.1));
+            assert!(
+                worst <= rate.0,
+                "seed {seed}: {worst} {api} requests within {}s (budget {})",
+                rate.1,
+                rate.0
+            );
+        }
+        let throttled = metric(&c, "cdn_vendor_api_requests_total{vendor=\"testing\",account=\"a\",api=\"ListTasks\",outcome=\"throttled\"}").unwrap()
+            + metric(&c, "cdn_vendor_api_requests_total{vendor=\"testing\",account=\"a\",api=\"GetTasks\",outcome=\"throttled\"}").unwrap()
+            + metric(&c, "cdn_vendor_api_requests_total{vendor=\"testing\",account=\"a\",api=\"GetQuota\",outcome=\"throttled\"}").unwrap();
+        let sim_throttled = log.iter().filter(|r| r.answer == "throttled").count() as f64;
+        assert_eq!(
+            throttled, sim_throttled,
+            "seed {seed}: every throttling answer is counted"
+        );
+    }
+}
+
+/// A vendor that hangs: the scrape answers within its deadline with the
+/// previous data, data age grows, and the refresh completes later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hanging_vendor_scrape_meets_deadline_with_previous_data() {
+    let world = World::new(Arc::new(SystemClock));
+    world.with_traffic(
+        Traffic {
+            seed: 5,
+            tasks_per_hour: 120.0,
+            ..Traffic::default()
+        },
+        Duration::from_secs(3600),
+    );
+    world.freeze();
+    let sim = TestingSim::new(world, "tok");
+    let (addr, _) = serve(sim.clone().router()).await.unwrap();
+    let yaml = format!(
+        "accounts:\n{}",
+        account_yaml(
+            "slow",
+            &format!("http://{addr}"),
+            "    min_refresh_interval: 1s\n    request_timeout: 3s\n    retries: 1\n"
+        )
+    );
+    let c = Arc::new(collector(
+        &yaml,
+        Arc::new(ReqwestTransport::new(1 << 20).unwrap()),
+        Arc::new(SystemClock),
+    ));
+    c.collect(Instant::now() + Duration::from_secs(5)).await;
+    let tasks_before = metric(&c, "cdn_cache_tasks{vendor=\"testing\",account=\"slow\"}").unwrap();
+    let success_before = metric(
+        &c,
+        "cdn_vendor_last_success_timestamp_seconds{vendor=\"testing\",account=\"slow\"}",
+    )
+    .unwrap();
+    assert!(tasks_before > 50.0);
+
+    sim.control.set_fault(Fault::Hang);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let t = Instant::now();
+    c.collect(Instant::now() + Duration::from_millis(1500))
+        .await;
+    let took = t.elapsed();
+    assert!(
+        took < Duration::from_millis(2500),
+        "scrape waited {took:?} past its 1.5 s deadline"
+    );
+    assert_eq!(
+        metric(&c, "cdn_cache_tasks{vendor=\"testing\",account=\"slow\"}"),
+        Some(tasks_before),
+        "previous data served"
+    );
+    let age = metric(
+        &c,
+        "cdn_vendor_data_age_seconds{vendor=\"testing\",account=\"slow\"}",
+    )
+    .unwrap();
+    assert!(age >= 2.0, "data age grows while the vendor hangs: {age}");
+
+    // The vendor recovers: the hung attempt times out, the retry succeeds,
+    // and the background refresh completes without another scrape.
+    sim.control.set_fault(Fault::None);
+    let mut done = false;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let s = metric(
+            &c,
+            "cdn_vendor_last_success_timestamp_seconds{vendor=\"testing\",account=\"slow\"}",
+        )
+        .unwrap();
+        if s > success_before {
+            done = true;
+            break;
+        }
+    }
+    assert!(done, "the refresh finished in the background");
+    assert_eq!(metric(&c, "cdn_vendor_api_requests_total{vendor=\"testing\",account=\"slow\",api=\"ListTasks\",outcome=\"timeout\"}"), Some(1.0));
+}
+
+fn task(id: &str, created: i64, queued: i64, runs: Option<i64>, fails: bool) -> SimTask {
+    SimTask {
+        id: id.into(),
+        task_type: TaskType::RefreshFile,
+        created_at: created,
+        domain: "example.com".into(),
+        urls: vec![
+            "https://example.com/a".into(),
+            "https://example.com/b".into(),
+        ],
+        queued_for: queued,
+        runs_for: runs,
+        fails,
+    }
+}
+
+/// Finished tasks are never requested again, each finish is counted once,
+/// and a restarted exporter takes a new baseline instead of recounting.
+#[tokio::test(start_paused = true)]
+async fn incremental_sync_counts_each_finish_once_and_restarts_do_not_recount() {
+    let clock: SharedClock = Arc::new(TokioClock::starting_at(T0));
+    let world = World::new(clock.clone());
+    world.add(task("baseline-done", T0 - 3000, 0, Some(60), false)); // finished long before start
+    world.add(task("running-then-fails", T0 - 100, 0, Some(400), true)); // finishes at T0+300
+    world.add(task("stalled", T0 - 50, 0, None, false));
+    let sim = TestingSim::new(world.clone(), "tok");
+    let yaml = format!(
+        "accounts:\n{}",
+        account_yaml(
+            "a",
+            "http://sim",
+            "    min_refresh_interval: 60s\n    overlap: 30s\n"
+        )
+    );
+    let finished = |c: &Collector, status: &str| {
+        metric(c, &format!("cdn_tasks_finished_total{{vendor=\"testing\",account=\"a\",task_type=\"refresh_file\",status=\"{status}\"}}")).unwrap()
+    };
+    let c = collector(
+        &yaml,
+        Arc::new(RouterTransport::new(sim.clone().router())),
+        clock.clone(),
+    );
+    c.collect(Instant::now() + Duration::from_secs(9)).await;
+    assert_eq!(
+        (finished(&c, "success"), finished(&c, "failed")),
+        (0.0, 0.0),
+        "baseline not counted"
+    );
+
+    // A new task created and finished between two scrapes counts.
+    world.add(task("new-success", T0 + 100, 0, Some(50), false));
+    for _ in 0..12 {
+        tokio::time::advance(Duration::from_secs(61)).await;
+        c.collect(Instant::now() + Duration::from_secs(9)).await;
+    }
+    assert_eq!(finished(&c, "success"), 1.0);
+    assert_eq!(finished(&c, "failed"), 1.0);
+    let log = sim.control.received();
+    // Re-checks only ever asked for tasks that were unfinished.
+    for r in log.iter().filter(|r| r.api == "GetTasks") {
+        assert!(
+            !r.detail.contains("baseline-done") && !r.detail.contains("new-success"),
+            "finished task re-requested: {}",
+            r.detail
+        );
+    }
+    assert!(
+        log.iter()
+            .any(|r| r.api == "GetTasks" && r.detail.contains("stalled")),
+        "unfinished tasks are re-checked"
+    );
+    // After the first sync, listings only cover the new head (+ overlap).
+    let windows: Vec<(i64, i64)> = log
+        .iter()
+        .filter(|r| r.api == "ListTasks")
+        .filter_map(|r| {
+            let f: Vec<i64> = r
+                .detail
+                .split(' ')
+                .filter_map(|kv| kv.split_once('=')?.1.parse().ok())
+                .collect();
+            Some((*f.first()?, *f.get(1)?))
+        })
+        .collect();
+    assert_eq!(windows[0].0, T0 - 86_400, "first sync covers the lookback");
+    for w in &windows[1..] {
+        assert!(
+            w.1 - w.0 <= 61 + 30 + 1,
+            "head window {w:?} is only the new part plus overlap"
+        );
+    }
+    let counted = (finished(&c, "success"), finished(&c, "failed"));
+    for _ in 0..5 {
+        tokio::time::advance(Duration::from_secs(61)).await;
+        c.collect(Instant::now() + Duration::from_secs(9)).await;
+    }
+    assert_eq!(
+        (finished(&c, "success"), finished(&c, "failed")),
+        counted,
+        "no double counting"
+    );
+
+    // Restart: a new collector sees everything finished as baseline.
+    let restarted = collector(
+        &yaml,
+        Arc::new(RouterTransport::new(sim.clone().router())),
+        clock.clone(),
+    );
+    restarted
+        .collect(Instant::now() + Duration::from_secs(9))
+        .await;
+    assert_eq!(
+        (
+            finished(&restarted, "success"),
+            finished(&restarted, "failed")
+        ),
+        (0.0, 0.0)
+    );
+    assert_eq!(
+        metric(&restarted, "cdn_tasks{vendor=\"testing\",account=\"a\",task_type=\"refresh_file\",status=\"success\"}"),
+        Some(2.0),
+        "but the gauges show them"
+    );
+    // Created after the restart's first sync, finished before the next: counted.
+    tokio::time::advance(Duration::from_secs(30)).await;
+    world.add(task("after-restart", clock.unix() - 5, 0, Some(2), false));
+    tokio::time::advance(Duration::from_secs(61)).await;
+    restarted
+        .collect(Instant::now() + Duration::from_secs(9))
+        .await;
+    assert_eq!(finished(&restarted, "success"), 1.0);
+}
+
+/// One account failing (garbage, hangs, auth) leaves the others served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_account_does_not_affect_the_others() {
+    let mut yaml = String::from("accounts:\n");
+    let mut sims = Vec::new();
+    for (name, fault, secret) in [
+        ("good", Fault::None, "tok"),
+        ("garbage", Fault::Garbage, "tok"),
+        ("html", Fault::Html, "tok"),
+        ("huge", Fault::Huge(3 << 20), "tok"),
+        ("hangs", Fault::Hang, "tok"),
+        ("badauth", Fault::None, "other"),
+    ] {
+        let world = World::new(Arc::new(SystemClock));
+        world.with_traffic(
+            Traffic {
+                seed: 9,
+                tasks_per_hour: 100.0,
+                ..Traffic::default()
+            },
+            Duration::from_secs(3600),
+        );
+        let sim = TestingSim::new(world, secret);
+        sim.control.set_fault(fault);
+        let (addr, _) = serve(sim.clone().router()).await.unwrap();
+        yaml.push_str(&account_yaml(
+            name,
+            &format!("http://{addr}"),
+            "    request_timeout: 30s\n",
+        ));
+        sims.push(sim);
+    }
+    let c = Arc::new(collector(
+        &yaml,
+        Arc::new(ReqwestTransport::new(1 << 20).unwrap()),
+        Arc::new(SystemClock),
+    ));
+    let t = Instant::now();
+    c.collect(Instant::now() + Duration::from_secs(2)).await;
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "the hanging account did not hold the scrape"
+    );
+    let up = |n: &str| {
+        metric(
+            &c,
+            &format!("cdn_vendor_up{{vendor=\"testing\",account=\"{n}\"}}"),
+        )
+        .unwrap()
+    };
+    assert_eq!(up("good"), 1.0);
+    for bad in ["garbage", "html", "huge", "hangs", "badauth"] {
+        assert_eq!(up(bad), 0.0, "{bad}");
+    }
+    let count = |n: &str, o: &str| {
+        metric(&c, &format!("cdn_vendor_api_requests_total{{vendor=\"testing\",account=\"{n}\",api=\"ListTasks\",outcome=\"{o}\"}}")).unwrap()
+    };
+    assert_eq!(count("garbage", "parse_error"), 1.0);
+    assert_eq!(count("html", "parse_error"), 1.0);
+    assert_eq!(count("huge", "parse_error"), 1.0, "oversized body refused");
+    assert_eq!(count("badauth", "auth_error"), 1.0);
+    assert!(metric(&c, "cdn_cache_tasks{vendor=\"testing\",account=\"good\"}").unwrap() > 30.0);
+    let text = metrics::render(&c, c.clock.unix());
+    assert!(text.contains(
+        "cdn_tasks{vendor=\"testing\",account=\"good\",task_type=\"prefetch\",status=\"success\"}"
+    ));
+    let _ = TaskStatus::ALL;
+}
