@@ -10,7 +10,7 @@
 //! (and every API × outcome) is always written, at 0 when empty, so
 //! `increase()` and absent-based alerts behave.
 
-use crate::collector::stats::Histogram;
+use crate::collector::stats::{Histogram, SkipReason};
 use crate::collector::{Account, Collector};
 use crate::task::{TaskStatus, TaskType};
 use crate::vendors::Outcome;
@@ -54,23 +54,102 @@ fn float(out: &mut String, v: f64) {
         out.push_str("NaN");
     } else if v.is_infinite() {
         out.push_str(if v > 0.0 { "+Inf" } else { "-Inf" });
+    } else if v.fract() == 0.0 && v.abs() < 1e15 {
+        out.push_str(itoa::Buffer::new().format(v as i64));
     } else {
-        let _ = write!(out, "{v}");
+        out.push_str(ryu::Buffer::new().format_finite(v));
+    }
+}
+
+/// One sample line `name{labels[,extra]} value`, without `format!`: at
+/// 150,000 lines per scrape the formatting machinery is the render cost.
+fn line(out: &mut String, name: &str, labels: &str, extra: &str, value: u64) {
+    out.push_str(name);
+    out.push('{');
+    out.push_str(labels);
+    out.push_str(extra);
+    out.push_str("} ");
+    out.push_str(itoa::Buffer::new().format(value));
+    out.push('\n');
+}
+
+/// As [`line`], for a float value.
+fn line_f(out: &mut String, name: &str, labels: &str, extra: &str, value: f64) {
+    out.push_str(name);
+    out.push('{');
+    out.push_str(labels);
+    out.push_str(extra);
+    out.push_str("} ");
+    float(out, value);
+    out.push('\n');
+}
+
+/// `,status="…"` for each status, in index order.
+const STATUS_LABELS: [&str; 5] = [
+    ",status=\"pending\"",
+    ",status=\"running\"",
+    ",status=\"success\"",
+    ",status=\"failed\"",
+    ",status=\"unknown\"",
+];
+
+/// `,outcome="…"` for each outcome, in index order.
+const OUTCOME_LABELS: [&str; 8] = [
+    ",outcome=\"ok\"",
+    ",outcome=\"throttled\"",
+    ",outcome=\"auth_error\"",
+    ",outcome=\"client_error\"",
+    ",outcome=\"server_error\"",
+    ",outcome=\"timeout\"",
+    ",outcome=\"network\"",
+    ",outcome=\"parse_error\"",
+];
+
+/// Pre-escaped label sets of one account, built once per scrape.
+struct Labels {
+    /// `vendor="…",account="…"`
+    account: String,
+    /// `vendor="…",account="…",task_type="…"` per watched type.
+    by_type: Vec<(TaskType, String)>,
+    /// `vendor="…",account="…",api="…"` per API.
+    by_api: Vec<String>,
+}
+
+impl Labels {
+    fn new(a: &Account) -> Self {
+        let account = account_labels(a);
+        Labels {
+            by_type: a
+                .task_types
+                .iter()
+                .map(|t| (*t, format!("{account},task_type=\"{t}\"")))
+                .collect(),
+            by_api: a
+                .api_names
+                .iter()
+                .map(|api| format!("{account},api=\"{api}\""))
+                .collect(),
+            account,
+        }
     }
 }
 
 fn histogram(out: &mut String, name: &str, labels: &str, h: &Histogram) {
     let (buckets, count, sum) = h.snapshot();
+    let bucket = format!("{name}_bucket");
     for (le, c) in buckets {
-        let _ = write!(out, "{name}_bucket{{{labels},le=\"");
+        out.push_str(&bucket);
+        out.push('{');
+        out.push_str(labels);
+        out.push_str(",le=\"");
         float(out, le);
-        let _ = writeln!(out, "\"}} {c}");
+        out.push_str("\"} ");
+        out.push_str(itoa::Buffer::new().format(c));
+        out.push('\n');
     }
-    let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {count}");
-    let _ = write!(out, "{name}_sum{{{labels}}} ");
-    float(out, sum);
-    out.push('\n');
-    let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
+    line(out, &bucket, labels, ",le=\"+Inf\"", count);
+    line_f(out, &format!("{name}_sum"), labels, "", sum);
+    line(out, &format!("{name}_count"), labels, "", count);
 }
 
 /// Renders every family. `now` is Unix seconds.
@@ -78,13 +157,13 @@ pub fn render(c: &Collector, now: i64) -> String {
     let accounts: Vec<_> = c
         .accounts
         .iter()
-        .map(|a| (a, account_labels(a), a.snapshot()))
+        .map(|a| (a, Labels::new(a), a.snapshot()))
         .collect();
     let series: usize = accounts
         .iter()
-        .map(|(a, _, _)| a.task_types.len() * 12 + a.api_names.len() * 20 + 8)
+        .map(|(a, _, _)| a.task_types.len() * 16 + a.api_names.len() * 20 + 8)
         .sum();
-    let mut out = String::with_capacity(series * 90 + 4096);
+    let mut out = String::with_capacity(series * 100 + 4096);
 
     header(
         &mut out,
@@ -92,13 +171,15 @@ pub fn render(c: &Collector, now: i64) -> String {
         "gauge",
         &format!("Tasks created within the lookback window, by current status. {CACHED}"),
     );
-    for (a, l, s) in &accounts {
-        for t in &a.task_types {
-            for st in TaskStatus::ALL {
-                let _ = writeln!(
-                    out,
-                    "cdn_tasks{{{l},task_type=\"{t}\",status=\"{st}\"}} {}",
-                    s.aggregates.tasks[t.index()][st.index()]
+    for (_, l, s) in &accounts {
+        for (t, lt) in &l.by_type {
+            for (st, sl) in STATUS_LABELS.iter().enumerate() {
+                line(
+                    &mut out,
+                    "cdn_tasks",
+                    lt,
+                    sl,
+                    s.aggregates.tasks[t.index()][st],
                 );
             }
         }
@@ -109,13 +190,15 @@ pub fn render(c: &Collector, now: i64) -> String {
         "gauge",
         &format!("URLs in the tasks counted by cdn_tasks. {CACHED}"),
     );
-    for (a, l, s) in &accounts {
-        for t in &a.task_types {
-            for st in TaskStatus::ALL {
-                let _ = writeln!(
-                    out,
-                    "cdn_task_urls{{{l},task_type=\"{t}\",status=\"{st}\"}} {}",
-                    s.aggregates.urls[t.index()][st.index()]
+    for (_, l, s) in &accounts {
+        for (t, lt) in &l.by_type {
+            for (st, sl) in STATUS_LABELS.iter().enumerate() {
+                line(
+                    &mut out,
+                    "cdn_task_urls",
+                    lt,
+                    sl,
+                    s.aggregates.urls[t.index()][st],
                 );
             }
         }
@@ -126,18 +209,22 @@ pub fn render(c: &Collector, now: i64) -> String {
         "counter",
         "Tasks seen finished for the first time, by final status. Tasks already finished when the exporter first synced an account are a baseline and not counted.",
     );
-    for (a, l, s) in &accounts {
-        for t in &a.task_types {
-            for (i, st) in [TaskStatus::Success, TaskStatus::Failed]
-                .into_iter()
-                .enumerate()
-            {
-                let _ = writeln!(
-                    out,
-                    "cdn_tasks_finished_total{{{l},task_type=\"{t}\",status=\"{st}\"}} {}",
-                    s.finished[t.index()][i]
-                );
-            }
+    for (_, l, s) in &accounts {
+        for (t, lt) in &l.by_type {
+            line(
+                &mut out,
+                "cdn_tasks_finished_total",
+                lt,
+                STATUS_LABELS[TaskStatus::Success.index()],
+                s.finished[t.index()][0],
+            );
+            line(
+                &mut out,
+                "cdn_tasks_finished_total",
+                lt,
+                STATUS_LABELS[TaskStatus::Failed.index()],
+                s.finished[t.index()][1],
+            );
         }
     }
     header(&mut out, "cdn_task_duration_seconds", "histogram", "Create-to-finish time of tasks counted by cdn_tasks_finished_total, observed once per task.");
@@ -155,14 +242,17 @@ pub fn render(c: &Collector, now: i64) -> String {
         "gauge",
         &format!("Age of the oldest task still pending, running or unknown; 0 when none. {CACHED}"),
     );
-    for (a, l, s) in &accounts {
-        for t in &a.task_types {
+    for (_, l, s) in &accounts {
+        for (t, lt) in &l.by_type {
             let age = s.aggregates.oldest_unfinished[t.index()]
                 .map(|c| (now - c).max(0))
                 .unwrap_or(0);
-            let _ = writeln!(
-                out,
-                "cdn_task_oldest_unfinished_age_seconds{{{l},task_type=\"{t}\"}} {age}"
+            line(
+                &mut out,
+                "cdn_task_oldest_unfinished_age_seconds",
+                lt,
+                "",
+                age as u64,
             );
         }
     }
@@ -172,39 +262,31 @@ pub fn render(c: &Collector, now: i64) -> String {
         "gauge",
         &format!("Finished share of the tasks in the window, crediting vendor-reported progress of unfinished ones; NaN when there are none. {CACHED}"),
     );
-    for (a, l, s) in &accounts {
-        for t in &a.task_types {
+    for (_, l, s) in &accounts {
+        for (t, lt) in &l.by_type {
             let total: u64 = s.aggregates.tasks[t.index()].iter().sum();
-            let _ = write!(out, "cdn_task_completion_ratio{{{l},task_type=\"{t}\"}} ");
-            float(
-                &mut out,
-                if total == 0 {
-                    f64::NAN
-                } else {
-                    s.aggregates.completion[t.index()] / total as f64
-                },
-            );
-            out.push('\n');
+            let v = if total == 0 {
+                f64::NAN
+            } else {
+                s.aggregates.completion[t.index()] / total as f64
+            };
+            line_f(&mut out, "cdn_task_completion_ratio", lt, "", v);
         }
     }
     header(&mut out, "cdn_task_success_ratio", "gauge", &format!("Successful share of the finished tasks in the window; NaN when none finished. {CACHED}"));
-    for (a, l, s) in &accounts {
-        for t in &a.task_types {
+    for (_, l, s) in &accounts {
+        for (t, lt) in &l.by_type {
             let row = &s.aggregates.tasks[t.index()];
             let (ok, failed) = (
                 row[TaskStatus::Success.index()],
                 row[TaskStatus::Failed.index()],
             );
-            let _ = write!(out, "cdn_task_success_ratio{{{l},task_type=\"{t}\"}} ");
-            float(
-                &mut out,
-                if ok + failed == 0 {
-                    f64::NAN
-                } else {
-                    ok as f64 / (ok + failed) as f64
-                },
-            );
-            out.push('\n');
+            let v = if ok + failed == 0 {
+                f64::NAN
+            } else {
+                ok as f64 / (ok + failed) as f64
+            };
+            line_f(&mut out, "cdn_task_success_ratio", lt, "", v);
         }
     }
     for (name, help, pick) in [
@@ -222,15 +304,20 @@ pub fn render(c: &Collector, now: i64) -> String {
         header(&mut out, name, "gauge", &format!("{help} {CACHED}"));
         for (_, l, s) in &accounts {
             for q in &s.quotas {
-                let _ = write!(out, "{name}{{{l},task_type=\"{}\"}} ", q.task_type);
-                float(&mut out, if pick == 0 { q.limit } else { q.remaining });
-                out.push('\n');
+                let extra = format!(",task_type=\"{}\"", q.task_type);
+                line_f(
+                    &mut out,
+                    name,
+                    &l.account,
+                    &extra,
+                    if pick == 0 { q.limit } else { q.remaining },
+                );
             }
         }
     }
     header(&mut out, "cdn_vendor_up", "gauge", "1 if the last refresh of the account reached the vendor and every answer was usable (throttling leaves it unchanged).");
     for (_, l, s) in &accounts {
-        let _ = writeln!(out, "cdn_vendor_up{{{l}}} {}", u8::from(s.up));
+        line(&mut out, "cdn_vendor_up", &l.account, "", u64::from(s.up));
     }
     header(
         &mut out,
@@ -239,18 +326,22 @@ pub fn render(c: &Collector, now: i64) -> String {
         "Unix time the last fully successful refresh started; 0 before the first.",
     );
     for (_, l, s) in &accounts {
-        let _ = writeln!(
-            out,
-            "cdn_vendor_last_success_timestamp_seconds{{{l}}} {}",
-            s.last_success.unwrap_or(0)
+        line(
+            &mut out,
+            "cdn_vendor_last_success_timestamp_seconds",
+            &l.account,
+            "",
+            s.last_success.unwrap_or(0).max(0) as u64,
         );
     }
     header(&mut out, "cdn_vendor_data_age_seconds", "gauge", "Seconds since the cached data was last fully refreshed (since exporter start before the first refresh).");
     for (a, l, _) in &accounts {
-        let _ = writeln!(
-            out,
-            "cdn_vendor_data_age_seconds{{{l}}} {}",
-            a.data_age(now, c.started)
+        line_f(
+            &mut out,
+            "cdn_vendor_data_age_seconds",
+            &l.account,
+            "",
+            a.data_age(now, c.started),
         );
     }
     header(
@@ -260,13 +351,14 @@ pub fn render(c: &Collector, now: i64) -> String {
         "Requests sent to the vendor API, by API and outcome.",
     );
     for (a, l, _) in &accounts {
-        for (i, api) in a.api_names.iter().enumerate() {
-            for o in Outcome::ALL {
-                let _ = writeln!(
-                    out,
-                    "cdn_vendor_api_requests_total{{{l},api=\"{api}\",outcome=\"{}\"}} {}",
-                    o.as_str(),
-                    a.stats.get(i, o)
+        for (i, la) in l.by_api.iter().enumerate() {
+            for (o, ol) in Outcome::ALL.iter().zip(OUTCOME_LABELS) {
+                line(
+                    &mut out,
+                    "cdn_vendor_api_requests_total",
+                    la,
+                    ol,
+                    a.stats.get(i, *o),
                 );
             }
         }
@@ -278,26 +370,30 @@ pub fn render(c: &Collector, now: i64) -> String {
         "Duration of vendor API requests, body included.",
     );
     for (a, l, _) in &accounts {
-        for (i, api) in a.api_names.iter().enumerate() {
+        for (i, la) in l.by_api.iter().enumerate() {
             histogram(
                 &mut out,
                 "cdn_vendor_api_request_duration_seconds",
-                &format!("{l},api=\"{api}\""),
+                la,
                 &a.stats.latency[i],
             );
         }
     }
     header(&mut out, "cdn_vendor_refresh_skipped_total", "counter", "Scrapes that served an account from cache without refreshing: data still fresh, or no rate budget left.");
     for (a, l, _) in &accounts {
-        for r in [
-            crate::collector::stats::SkipReason::Fresh,
-            crate::collector::stats::SkipReason::Budget,
-        ] {
+        for r in [SkipReason::Fresh, SkipReason::Budget] {
             let n = a.stats.skipped[r as usize].load(std::sync::atomic::Ordering::Relaxed);
-            let _ = writeln!(
-                out,
-                "cdn_vendor_refresh_skipped_total{{{l},reason=\"{}\"}} {n}",
-                r.as_str()
+            let extra = if r == SkipReason::Fresh {
+                ",reason=\"fresh\""
+            } else {
+                ",reason=\"budget\""
+            };
+            line(
+                &mut out,
+                "cdn_vendor_refresh_skipped_total",
+                &l.account,
+                extra,
+                n,
             );
         }
     }
@@ -308,9 +404,13 @@ pub fn render(c: &Collector, now: i64) -> String {
         "Seconds the last scrape waited for this account's refresh; 0 when served from cache.",
     );
     for (a, l, _) in &accounts {
-        let _ = write!(out, "cdn_vendor_scrape_duration_seconds{{{l}}} ");
-        float(&mut out, a.stats.scrape_seconds.get());
-        out.push('\n');
+        line_f(
+            &mut out,
+            "cdn_vendor_scrape_duration_seconds",
+            &l.account,
+            "",
+            a.stats.scrape_seconds.get(),
+        );
     }
     header(
         &mut out,
@@ -319,7 +419,13 @@ pub fn render(c: &Collector, now: i64) -> String {
         "Tasks held in the account's cache.",
     );
     for (_, l, s) in &accounts {
-        let _ = writeln!(out, "cdn_cache_tasks{{{l}}} {}", s.cache_tasks);
+        line(
+            &mut out,
+            "cdn_cache_tasks",
+            &l.account,
+            "",
+            s.cache_tasks as u64,
+        );
     }
     header(
         &mut out,
@@ -328,10 +434,12 @@ pub fn render(c: &Collector, now: i64) -> String {
         "Tasks evicted because the account's cache hit max_tasks.",
     );
     for (_, l, s) in &accounts {
-        let _ = writeln!(
-            out,
-            "cdn_cache_tasks_dropped_total{{{l}}} {}",
-            s.cache_dropped
+        line(
+            &mut out,
+            "cdn_cache_tasks_dropped_total",
+            &l.account,
+            "",
+            s.cache_dropped,
         );
     }
     header(
