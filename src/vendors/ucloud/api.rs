@@ -454,6 +454,33 @@ mod tests {
     }
 
     #[test]
+    fn random_and_mutated_bodies_never_panic() {
+        let mut rng = crate::sim::Rng::new(7);
+        let valid = fixture("prefetch-success.json");
+        for i in 0..2_000 {
+            let mut body = valid.clone();
+            if i % 2 == 0 {
+                // Flip a few bytes of a valid answer.
+                for _ in 0..rng.range(1, 8) {
+                    let at = rng.range(0, body.len() as i64) as usize;
+                    if let Some(b) = body.get_mut(at) {
+                        *b = rng.next_u64() as u8;
+                    }
+                }
+            } else {
+                body = (0..rng.range(0, 64))
+                    .map(|_| rng.next_u64() as u8)
+                    .collect();
+            }
+            if let Ok(r) = parse_response(200, &body) {
+                for t in r.task_list.unwrap_or_default() {
+                    let _ = to_task(&t, i % 3 == 0);
+                }
+            }
+        }
+    }
+
+    #[test]
     fn hosts() {
         assert_eq!(host("https://a.b/c?d"), Some("a.b"));
         assert_eq!(host("http://u:p@a.b:8080/"), Some("a.b"));
