@@ -9,6 +9,7 @@
 //! each `match` below (the compiler lists them), its vectors and its
 //! simulator module.
 
+pub mod aliyun;
 pub mod testing;
 pub mod ucloud;
 
@@ -29,17 +30,20 @@ pub enum VendorKind {
     Testing,
     /// UCloud UCDN.
     Ucloud,
+    /// Alibaba Cloud CDN.
+    Aliyun,
 }
 
 impl VendorKind {
     /// Names accepted in config, for error messages.
-    pub const NAMES: &'static str = "testing, ucloud";
+    pub const NAMES: &'static str = "testing, aliyun, ucloud";
 
     /// The `vendor` label value.
     pub fn as_str(self) -> &'static str {
         match self {
             VendorKind::Testing => "testing",
             VendorKind::Ucloud => "ucloud",
+            VendorKind::Aliyun => "aliyun",
         }
     }
 
@@ -48,6 +52,7 @@ impl VendorKind {
         match self {
             VendorKind::Testing => testing::APIS,
             VendorKind::Ucloud => ucloud::APIS,
+            VendorKind::Aliyun => aliyun::APIS,
         }
     }
 
@@ -56,6 +61,7 @@ impl VendorKind {
         match self {
             VendorKind::Testing => testing::MAX_LOOKBACK,
             VendorKind::Ucloud => ucloud::MAX_LOOKBACK,
+            VendorKind::Aliyun => aliyun::MAX_LOOKBACK,
         }
     }
 
@@ -64,6 +70,7 @@ impl VendorKind {
         match self {
             VendorKind::Testing => "http://127.0.0.1:1",
             VendorKind::Ucloud => ucloud::DEFAULT_ENDPOINT,
+            VendorKind::Aliyun => aliyun::DEFAULT_ENDPOINT,
         }
     }
 
@@ -72,6 +79,7 @@ impl VendorKind {
         match self {
             VendorKind::Testing => &TaskType::ALL,
             VendorKind::Ucloud => ucloud::TASK_TYPES,
+            VendorKind::Aliyun => aliyun::TASK_TYPES,
         }
     }
 
@@ -80,6 +88,7 @@ impl VendorKind {
         match self {
             VendorKind::Testing => parse_options_as(options).map(VendorOptions::Testing),
             VendorKind::Ucloud => parse_options_as(options).map(VendorOptions::Ucloud),
+            VendorKind::Aliyun => parse_options_as(options).map(VendorOptions::Aliyun),
         }
     }
 }
@@ -95,6 +104,7 @@ impl fmt::Display for VendorKind {
 pub enum VendorOptions {
     Testing(testing::Options),
     Ucloud(ucloud::Options),
+    Aliyun(aliyun::Options),
 }
 
 /// An invalid `options:` key: the dotted path below `options` and why.
@@ -408,6 +418,7 @@ pub fn instantiate(ctx: VendorContext) -> Arc<dyn Vendor> {
     match ctx.options.clone() {
         VendorOptions::Testing(opts) => Arc::new(testing::TestingVendor::new(ctx, opts)),
         VendorOptions::Ucloud(opts) => Arc::new(ucloud::UcloudVendor::new(ctx, opts)),
+        VendorOptions::Aliyun(opts) => Arc::new(aliyun::AliyunVendor::new(ctx, opts)),
     }
 }
 
