@@ -10,6 +10,7 @@
 //! simulator module.
 
 pub mod testing;
+pub mod volcengine;
 
 use crate::collector::budget::Rate;
 use crate::http::{HttpRequest, HttpResponse};
@@ -26,16 +27,19 @@ use std::time::Duration;
 pub enum VendorKind {
     /// The exporter's own minimal vendor, used by tests of the core.
     Testing,
+    /// Volcengine multi-cloud CDN (MCDN).
+    Volcengine,
 }
 
 impl VendorKind {
     /// Names accepted in config, for error messages.
-    pub const NAMES: &'static str = "testing";
+    pub const NAMES: &'static str = "testing, volcengine";
 
     /// The `vendor` label value.
     pub fn as_str(self) -> &'static str {
         match self {
             VendorKind::Testing => "testing",
+            VendorKind::Volcengine => "volcengine",
         }
     }
 
@@ -43,6 +47,7 @@ impl VendorKind {
     pub fn apis(self) -> &'static [ApiSpec] {
         match self {
             VendorKind::Testing => testing::APIS,
+            VendorKind::Volcengine => volcengine::APIS,
         }
     }
 
@@ -50,6 +55,7 @@ impl VendorKind {
     pub fn max_lookback(self) -> Duration {
         match self {
             VendorKind::Testing => testing::MAX_LOOKBACK,
+            VendorKind::Volcengine => volcengine::MAX_LOOKBACK,
         }
     }
 
@@ -57,6 +63,7 @@ impl VendorKind {
     pub fn default_endpoint(self) -> &'static str {
         match self {
             VendorKind::Testing => "http://127.0.0.1:1",
+            VendorKind::Volcengine => volcengine::DEFAULT_ENDPOINT,
         }
     }
 
@@ -64,6 +71,7 @@ impl VendorKind {
     pub fn task_types(self) -> &'static [TaskType] {
         match self {
             VendorKind::Testing => &TaskType::ALL,
+            VendorKind::Volcengine => volcengine::TASK_TYPES,
         }
     }
 
@@ -71,6 +79,9 @@ impl VendorKind {
     pub fn parse_options(self, options: serde_yaml::Value) -> Result<VendorOptions, OptionsError> {
         match self {
             VendorKind::Testing => parse_options_as(options).map(VendorOptions::Testing),
+            VendorKind::Volcengine => {
+                volcengine::parse_options(options).map(VendorOptions::Volcengine)
+            }
         }
     }
 }
@@ -85,6 +96,7 @@ impl fmt::Display for VendorKind {
 #[derive(Debug, Clone)]
 pub enum VendorOptions {
     Testing(testing::Options),
+    Volcengine(volcengine::Options),
 }
 
 /// An invalid `options:` key: the dotted path below `options` and why.
@@ -397,6 +409,7 @@ pub trait Vendor: Send + Sync + 'static {
 pub fn instantiate(ctx: VendorContext) -> Arc<dyn Vendor> {
     match ctx.options.clone() {
         VendorOptions::Testing(opts) => Arc::new(testing::TestingVendor::new(ctx, opts)),
+        VendorOptions::Volcengine(opts) => Arc::new(volcengine::VolcengineVendor::new(ctx, opts)),
     }
 }
 
