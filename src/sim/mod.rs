@@ -5,6 +5,7 @@
 //! hold is what black-box tests compare the exporter's output against.
 
 pub mod testing;
+pub mod volcengine;
 
 use crate::clock::SharedClock;
 use crate::collector::budget::Rate;
