@@ -580,6 +580,25 @@ mod tests {
     }
 
     #[test]
+    fn config_clamps_lookback_to_seven_days() {
+        let yaml = "accounts:\n  - name: m\n    vendor: volcengine\n    credentials: { id: AK, secret: SK }\n    lookback: 30d\n    options: { action: ListContentTask, cloud_account_ids: [a] }\n";
+        let cfg = crate::config::parse(yaml, "c.yml", &|_| None, &|_| Err(String::new()))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let a = &cfg.accounts[0];
+        assert_eq!(a.settings.lookback, MAX_LOOKBACK);
+        assert!(
+            cfg.warnings.iter().any(|w| w.contains("clamped")),
+            "{:?}",
+            cfg.warnings
+        );
+        assert_eq!(a.context.endpoint, DEFAULT_ENDPOINT);
+        assert_eq!(a.task_types, TASK_TYPES.to_vec());
+        assert_eq!(a.rates[LIST_TASKS], Rate::new(15, Duration::from_secs(1)));
+        let bad = yaml.replace("lookback: 30d", "task_types: [refresh_regex]");
+        assert!(crate::config::parse(&bad, "c.yml", &|_| None, &|_| Err(String::new())).is_err());
+    }
+
+    #[test]
     fn options_are_validated() {
         let yaml = |s: &str| serde_yaml::from_str::<serde_yaml::Value>(s).expect("yaml");
         assert_eq!(
