@@ -7,6 +7,7 @@
 pub mod aliyun;
 pub mod testing;
 pub mod ucloud;
+pub mod volcengine;
 
 use crate::clock::SharedClock;
 use crate::collector::budget::Rate;

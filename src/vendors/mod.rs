@@ -12,6 +12,7 @@
 pub mod aliyun;
 pub mod testing;
 pub mod ucloud;
+pub mod volcengine;
 
 use crate::collector::budget::Rate;
 use crate::http::{HttpRequest, HttpResponse};
@@ -32,11 +33,13 @@ pub enum VendorKind {
     Ucloud,
     /// Alibaba Cloud CDN.
     Aliyun,
+    /// Volcengine multi-cloud CDN (MCDN).
+    Volcengine,
 }
 
 impl VendorKind {
     /// Names accepted in config, for error messages.
-    pub const NAMES: &'static str = "testing, aliyun, ucloud";
+    pub const NAMES: &'static str = "testing, volcengine, aliyun, ucloud";
 
     /// The `vendor` label value.
     pub fn as_str(self) -> &'static str {
@@ -44,6 +47,7 @@ impl VendorKind {
             VendorKind::Testing => "testing",
             VendorKind::Ucloud => "ucloud",
             VendorKind::Aliyun => "aliyun",
+            VendorKind::Volcengine => "volcengine",
         }
     }
 
@@ -53,6 +57,7 @@ impl VendorKind {
             VendorKind::Testing => testing::APIS,
             VendorKind::Ucloud => ucloud::APIS,
             VendorKind::Aliyun => aliyun::APIS,
+            VendorKind::Volcengine => volcengine::APIS,
         }
     }
 
@@ -62,6 +67,7 @@ impl VendorKind {
             VendorKind::Testing => testing::MAX_LOOKBACK,
             VendorKind::Ucloud => ucloud::MAX_LOOKBACK,
             VendorKind::Aliyun => aliyun::MAX_LOOKBACK,
+            VendorKind::Volcengine => volcengine::MAX_LOOKBACK,
         }
     }
 
@@ -71,6 +77,7 @@ impl VendorKind {
             VendorKind::Testing => "http://127.0.0.1:1",
             VendorKind::Ucloud => ucloud::DEFAULT_ENDPOINT,
             VendorKind::Aliyun => aliyun::DEFAULT_ENDPOINT,
+            VendorKind::Volcengine => volcengine::DEFAULT_ENDPOINT,
         }
     }
 
@@ -80,6 +87,7 @@ impl VendorKind {
             VendorKind::Testing => &TaskType::ALL,
             VendorKind::Ucloud => ucloud::TASK_TYPES,
             VendorKind::Aliyun => aliyun::TASK_TYPES,
+            VendorKind::Volcengine => volcengine::TASK_TYPES,
         }
     }
 
@@ -89,6 +97,9 @@ impl VendorKind {
             VendorKind::Testing => parse_options_as(options).map(VendorOptions::Testing),
             VendorKind::Ucloud => parse_options_as(options).map(VendorOptions::Ucloud),
             VendorKind::Aliyun => parse_options_as(options).map(VendorOptions::Aliyun),
+            VendorKind::Volcengine => {
+                volcengine::parse_options(options).map(VendorOptions::Volcengine)
+            }
         }
     }
 }
@@ -105,6 +116,7 @@ pub enum VendorOptions {
     Testing(testing::Options),
     Ucloud(ucloud::Options),
     Aliyun(aliyun::Options),
+    Volcengine(volcengine::Options),
 }
 
 /// An invalid `options:` key: the dotted path below `options` and why.
@@ -419,6 +431,7 @@ pub fn instantiate(ctx: VendorContext) -> Arc<dyn Vendor> {
         VendorOptions::Testing(opts) => Arc::new(testing::TestingVendor::new(ctx, opts)),
         VendorOptions::Ucloud(opts) => Arc::new(ucloud::UcloudVendor::new(ctx, opts)),
         VendorOptions::Aliyun(opts) => Arc::new(aliyun::AliyunVendor::new(ctx, opts)),
+        VendorOptions::Volcengine(opts) => Arc::new(volcengine::VolcengineVendor::new(ctx, opts)),
     }
 }
 
