@@ -49,10 +49,17 @@ impl Account {
         };
 
         // 1. Heads.
+        let relist = self.vendor.recheck_by_relisting();
         for i in 0..st.streams.len() {
             let span = self.span_of(st, i);
-            if let Some(head) = st.coverage[i].chunks(span).first().copied() {
-                self.run_list(st, &mut run, i, head).await?;
+            let chunks = st.coverage[i].chunks(span);
+            if let Some(head) = chunks.first().copied() {
+                let w = if relist {
+                    self.relisting_head(st, &run, i, &chunks, span)
+                } else {
+                    head
+                };
+                self.run_list(st, &mut run, i, w).await?;
             }
         }
 
@@ -124,6 +131,45 @@ impl Account {
             }
         }
         Ok(())
+    }
+
+    /// The first listing of stream `i` for a vendor that re-checks by
+    /// relisting ([`crate::vendors::Vendor::recheck_by_relisting`]): the head
+    /// stretched back over the stream's unfinished tasks (within `span`), or,
+    /// when older gaps remain and the head was listed less than two budget
+    /// windows ago, the newest older gap (so warm-up alternates with heads
+    /// instead of starving behind them).
+    fn relisting_head(
+        &self,
+        st: &SyncState,
+        run: &Run,
+        i: usize,
+        chunks: &[Window],
+        span: Option<i64>,
+    ) -> Window {
+        let Some(&head) = chunks.first() else {
+            return Window { from: 0, to: 0 };
+        };
+        let per = self.budget.rate(st.streams[i].api).per.as_secs() as i64;
+        if let Some(&older) = chunks.get(1) {
+            if head.len() < 2 * per {
+                return older;
+            }
+        }
+        let floor = span
+            .map_or(run.lookback_start, |s| head.to - s)
+            .max(run.lookback_start);
+        let oldest = st
+            .cache
+            .unfinished()
+            .filter(|(_, _, t)| usize::from(t.stream) == i)
+            .map(|(_, _, t)| t.created_at)
+            .filter(|&c| c >= floor && c < head.from)
+            .min();
+        Window {
+            from: oldest.unwrap_or(head.from),
+            to: head.to,
+        }
     }
 
     fn span_of(&self, st: &SyncState, i: usize) -> Option<i64> {
@@ -296,5 +342,166 @@ impl Account {
             st.quotas.push(quota);
         }
         st.quotas.sort_by_key(|q| q.task_type);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The driver's `recheck_by_relisting` behaviour, with a scripted vendor
+    //! whose list API allows one call per 5 minutes.
+    use super::super::{AccountSetup, Collector, Settings};
+    use crate::clock::TokioClock;
+    use crate::collector::budget::Rate;
+    use crate::http::{HttpRequest, HttpResponse, Method, SendFuture, Transport};
+    use crate::task::{Task, TaskStatus, TaskType};
+    use crate::vendors::{
+        ApiError, BuildError, Parsed, Query, Stream, Unfinished, Vendor, VendorKind, Window,
+    };
+    use chrono::{DateTime, Utc};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    const T0: i64 = 1_700_000_000;
+    const DAY: i64 = 86_400;
+
+    struct Relisting;
+
+    impl Vendor for Relisting {
+        fn kind(&self) -> VendorKind {
+            VendorKind::Testing
+        }
+        fn streams(&self, _: &[TaskType]) -> Vec<Stream> {
+            vec![Stream {
+                api: 0,
+                task_type: None,
+            }]
+        }
+        fn max_span(&self, _: &Stream) -> Option<Duration> {
+            Some(Duration::from_secs(DAY as u64))
+        }
+        fn recheck_by_relisting(&self) -> bool {
+            true
+        }
+        fn plan_rechecks(&self, _: &[Unfinished]) -> Vec<Query> {
+            Vec::new()
+        }
+        fn build(&self, q: &Query, _: u32, _: DateTime<Utc>) -> Result<HttpRequest, BuildError> {
+            let Query::List { window, .. } = q else {
+                return Err(BuildError("lists only".into()));
+            };
+            Ok(HttpRequest {
+                method: Method::Get,
+                url: format!("http://sim/{}/{}", window.from, window.to),
+                headers: vec![],
+                body: vec![],
+            })
+        }
+        fn parse(&self, _: &Query, _: u32, r: &HttpResponse) -> Result<Parsed, ApiError> {
+            let tasks: Vec<(i64, bool)> = serde_json::from_slice(&r.body).unwrap_or_default();
+            Ok(Parsed {
+                tasks: tasks
+                    .into_iter()
+                    .map(|(created_at, done)| Task {
+                        id: format!("t{created_at}"),
+                        task_type: TaskType::Prefetch,
+                        status: if done {
+                            TaskStatus::Success
+                        } else {
+                            TaskStatus::Running
+                        },
+                        url_count: 1,
+                        domain: None,
+                        created_at,
+                        finished_at: None,
+                        progress: None,
+                        error: None,
+                    })
+                    .collect(),
+                quotas: vec![],
+                next_page: None,
+            })
+        }
+    }
+
+    /// One unfinished task created an hour before start; it finishes when
+    /// `done` is set. Every listed window is logged.
+    #[derive(Clone, Default)]
+    struct Script {
+        log: Arc<Mutex<Vec<Window>>>,
+        done: Arc<Mutex<bool>>,
+    }
+
+    impl Transport for Script {
+        fn send(&self, req: HttpRequest, _: Duration) -> SendFuture<'_> {
+            let mut parts = req.url.rsplit('/');
+            let to: i64 = parts.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+            let from: i64 = parts.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+            self.log.lock().unwrap().push(Window { from, to });
+            let created = T0 - 3600;
+            let body = if (from..to).contains(&created) {
+                serde_json::to_vec(&[(created, *self.done.lock().unwrap())]).unwrap()
+            } else {
+                b"[]".to_vec()
+            };
+            Box::pin(async move {
+                Ok(HttpResponse {
+                    status: 200,
+                    headers: vec![],
+                    body,
+                })
+            })
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn relisting_alternates_warm_up_and_stretches_heads_over_unfinished() {
+        let script = Script::default();
+        let collector = Collector::new(
+            vec![AccountSetup {
+                name: "a".into(),
+                kind: VendorKind::Testing,
+                vendor: Arc::new(Relisting),
+                rates: vec![Rate::new(1, Duration::from_secs(300))],
+                task_types: vec![TaskType::Prefetch],
+                settings: Settings {
+                    lookback: Duration::from_secs(3 * DAY as u64),
+                    overlap: Duration::from_secs(120),
+                    ..Settings::default()
+                },
+            }],
+            Arc::new(script.clone()),
+            Arc::new(TokioClock::starting_at(T0)),
+        );
+        let account = &collector.accounts[0];
+        let mut windows = Vec::new();
+        for n in 0..6 {
+            if n == 4 {
+                *script.done.lock().unwrap() = true;
+            }
+            account.refresh().await;
+            windows.push(script.log.lock().unwrap().last().copied().unwrap());
+            tokio::time::advance(Duration::from_secs(310)).await;
+        }
+        assert_eq!(script.log.lock().unwrap().len(), 6, "one call per refresh");
+        let at = |n: i64| T0 + 310 * n;
+        let w = |from, to| Window { from, to };
+        assert_eq!(
+            windows,
+            vec![
+                // The newest day first.
+                w(T0 - DAY, T0),
+                // Backfill's turn: the head was listed one window ago.
+                w(T0 - 2 * DAY, T0 - DAY),
+                // The head, stretched back over the unfinished task.
+                w(T0 - 3600, at(2)),
+                // Backfill again: warm-up completes.
+                w(T0 - 3 * DAY + 3 * 310, T0 - 2 * DAY),
+                // Heads only from here; the task finishes in this listing...
+                w(T0 - 3600, at(4)),
+                // ...so the next head is just the new part plus the overlap.
+                w(at(4) - 120, at(5)),
+            ]
+        );
+        assert!(account.snapshot().up);
     }
 }

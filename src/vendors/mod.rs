@@ -9,6 +9,7 @@
 //! each `match` below (the compiler lists them), its vectors and its
 //! simulator module.
 
+pub mod cdnetworks;
 pub mod testing;
 
 use crate::collector::budget::Rate;
@@ -26,16 +27,19 @@ use std::time::Duration;
 pub enum VendorKind {
     /// The exporter's own minimal vendor, used by tests of the core.
     Testing,
+    /// CDNetworks (Wangsu) content management.
+    Cdnetworks,
 }
 
 impl VendorKind {
     /// Names accepted in config, for error messages.
-    pub const NAMES: &'static str = "testing";
+    pub const NAMES: &'static str = "testing, cdnetworks";
 
     /// The `vendor` label value.
     pub fn as_str(self) -> &'static str {
         match self {
             VendorKind::Testing => "testing",
+            VendorKind::Cdnetworks => "cdnetworks",
         }
     }
 
@@ -43,6 +47,7 @@ impl VendorKind {
     pub fn apis(self) -> &'static [ApiSpec] {
         match self {
             VendorKind::Testing => testing::APIS,
+            VendorKind::Cdnetworks => cdnetworks::APIS,
         }
     }
 
@@ -50,6 +55,7 @@ impl VendorKind {
     pub fn max_lookback(self) -> Duration {
         match self {
             VendorKind::Testing => testing::MAX_LOOKBACK,
+            VendorKind::Cdnetworks => cdnetworks::MAX_LOOKBACK,
         }
     }
 
@@ -57,6 +63,7 @@ impl VendorKind {
     pub fn default_endpoint(self) -> &'static str {
         match self {
             VendorKind::Testing => "http://127.0.0.1:1",
+            VendorKind::Cdnetworks => cdnetworks::DEFAULT_ENDPOINT,
         }
     }
 
@@ -64,6 +71,7 @@ impl VendorKind {
     pub fn task_types(self) -> &'static [TaskType] {
         match self {
             VendorKind::Testing => &TaskType::ALL,
+            VendorKind::Cdnetworks => cdnetworks::TASK_TYPES,
         }
     }
 
@@ -71,6 +79,7 @@ impl VendorKind {
     pub fn parse_options(self, options: serde_yaml::Value) -> Result<VendorOptions, OptionsError> {
         match self {
             VendorKind::Testing => parse_options_as(options).map(VendorOptions::Testing),
+            VendorKind::Cdnetworks => parse_options_as(options).map(VendorOptions::Cdnetworks),
         }
     }
 }
@@ -85,6 +94,7 @@ impl fmt::Display for VendorKind {
 #[derive(Debug, Clone)]
 pub enum VendorOptions {
     Testing(testing::Options),
+    Cdnetworks(cdnetworks::Options),
 }
 
 /// An invalid `options:` key: the dotted path below `options` and why.
@@ -374,6 +384,17 @@ pub trait Vendor: Send + Sync + 'static {
     /// can, else by the narrowest window that holds them).
     fn plan_rechecks(&self, unfinished: &[Unfinished]) -> Vec<Query>;
 
+    /// True for vendors that can re-check only by listing windows again and
+    /// whose list budget is too scarce for separate re-check calls
+    /// (CDNetworks fetch: one call per 5 minutes). The driver then stretches
+    /// each head listing back over the stream's unfinished tasks (within
+    /// [`Vendor::max_span`]), so one call lists new tasks and re-checks old
+    /// ones, and while older gaps remain it gives every other call to the
+    /// newest of them, so a cold start's backfill is not starved by heads.
+    fn recheck_by_relisting(&self) -> bool {
+        false
+    }
+
     /// Quota queries, if the vendor has a quota API.
     fn quota_queries(&self, _watched: &[TaskType]) -> Vec<Query> {
         Vec::new()
@@ -397,6 +418,7 @@ pub trait Vendor: Send + Sync + 'static {
 pub fn instantiate(ctx: VendorContext) -> Arc<dyn Vendor> {
     match ctx.options.clone() {
         VendorOptions::Testing(opts) => Arc::new(testing::TestingVendor::new(ctx, opts)),
+        VendorOptions::Cdnetworks(opts) => Arc::new(cdnetworks::CdnetworksVendor::new(ctx, opts)),
     }
 }
 
