@@ -4,6 +4,7 @@
 //! Used by tests, the demo mode and the benchmarks; the ground truth they
 //! hold is what black-box tests compare the exporter's output against.
 
+pub mod cdnetworks;
 pub mod testing;
 
 use crate::clock::SharedClock;

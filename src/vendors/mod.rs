@@ -384,15 +384,17 @@ pub trait Vendor: Send + Sync + 'static {
     /// can, else by the narrowest window that holds them).
     fn plan_rechecks(&self, unfinished: &[Unfinished]) -> Vec<Query>;
 
-    /// True for vendors that can re-check only by listing windows again and
-    /// whose list budget is too scarce for separate re-check calls
-    /// (CDNetworks fetch: one call per 5 minutes). The driver then stretches
-    /// each head listing back over the stream's unfinished tasks (within
-    /// [`Vendor::max_span`]), so one call lists new tasks and re-checks old
-    /// ones, and while older gaps remain it gives every other call to the
-    /// newest of them, so a cold start's backfill is not starved by heads.
-    fn recheck_by_relisting(&self) -> bool {
-        false
+    /// `Some(records per page)` for vendors that can re-check only by
+    /// listing windows again and whose list budget is too scarce for
+    /// separate re-check calls (CDNetworks fetch: one call per 5 minutes).
+    /// The driver then stretches each head listing back over the stream's
+    /// unfinished tasks (within [`Vendor::max_span`], and no further than
+    /// half a page of cached tasks, so the head stays one call); continues a
+    /// listing whose paging stopped before anything else; and while older
+    /// gaps remain gives every other call to the newest of them, so a cold
+    /// start's backfill is not starved by heads.
+    fn recheck_by_relisting(&self) -> Option<u32> {
+        None
     }
 
     /// Quota queries, if the vendor has a quota API.

@@ -192,8 +192,8 @@ impl Vendor for CdnetworksVendor {
         Some(MAX_SPAN)
     }
 
-    fn recheck_by_relisting(&self) -> bool {
-        true
+    fn recheck_by_relisting(&self) -> Option<u32> {
+        Some(self.opts.page_size)
     }
 
     /// Unfinished records the head listing did not cover (older than one

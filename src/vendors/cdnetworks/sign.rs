@@ -24,6 +24,12 @@ pub fn http_date(at: DateTime<Utc>) -> String {
     at.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
 }
 
+/// The Basic-auth password for a `Date` header value exactly as sent:
+/// `Base64(HMAC-SHA1(apiKey, date))`.
+pub fn api_key_password(api_key: &str, date: &str) -> String {
+    B64.encode(hmac_sha1(api_key.as_bytes(), date.as_bytes()))
+}
+
 /// Every stage of an API-key signature.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ApiKeySignature {
