@@ -219,6 +219,11 @@ impl TaskCache {
         self.tasks.get(&key)
     }
 
+    /// Every cached task.
+    pub fn tasks(&self) -> impl Iterator<Item = &CachedTask> {
+        self.tasks.values()
+    }
+
     /// Unfinished tasks: (key, id, cached entry).
     pub fn unfinished(&self) -> impl Iterator<Item = (u64, &str, &CachedTask)> {
         self.unfinished

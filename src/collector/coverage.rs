@@ -104,6 +104,11 @@ impl Coverage {
         }
     }
 
+    /// The window whose paging stopped midway and the page to go on at.
+    pub fn resume_point(&self) -> Option<(Window, u32)> {
+        self.resume
+    }
+
     /// Remembers that paging of `w` must continue at `page`.
     pub fn pause_at(&mut self, w: Window, page: u32) {
         self.resume = Some((w, page));
@@ -162,6 +167,7 @@ mod tests {
         c.pause_at(w(0, 100), 3);
         assert_eq!(c.start_page(w(0, 100)), 3);
         assert_eq!(c.start_page(w(0, 99)), 1);
+        assert_eq!(c.resume_point(), Some((w(0, 100), 3)));
         c.advance(200, 0, 50);
         assert_eq!(c.chunks(None), vec![w(50, 200)]);
         assert_eq!(c.start_page(w(0, 100)), 1);

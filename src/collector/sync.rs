@@ -38,8 +38,18 @@ impl Account {
         let lookback_start = now - self.settings.lookback.as_secs() as i64;
         let overlap = self.settings.overlap.as_secs() as i64;
         st.counting_since.get_or_insert(now);
+        let relist = self.vendor.recheck_by_relisting();
         for c in &mut st.coverage {
+            let resume = c.resume_point();
             c.advance(now, overlap, lookback_start);
+            // A relisting vendor pages one call per budget window; a listing
+            // that began at the lookback's edge keeps its place while the
+            // edge moves on (the window is fixed, so its pages stay aligned).
+            if let Some((w, page)) =
+                resume.filter(|(w, _)| relist.is_some() && w.to > lookback_start)
+            {
+                c.pause_at(w, page);
+            }
         }
         let mut run = Run {
             now,
@@ -51,8 +61,13 @@ impl Account {
         // 1. Heads.
         for i in 0..st.streams.len() {
             let span = self.span_of(st, i);
-            if let Some(head) = st.coverage[i].chunks(span).first().copied() {
-                self.run_list(st, &mut run, i, head).await?;
+            let chunks = st.coverage[i].chunks(span);
+            if let Some(head) = chunks.first().copied() {
+                let w = match relist {
+                    Some(page_size) => self.relisting_head(st, &run, i, &chunks, span, page_size),
+                    None => head,
+                };
+                self.run_list(st, &mut run, i, w).await?;
             }
         }
 
@@ -124,6 +139,71 @@ impl Account {
             }
         }
         Ok(())
+    }
+
+    /// The first listing of stream `i` for a vendor that re-checks by
+    /// relisting ([`crate::vendors::Vendor::recheck_by_relisting`]): the head
+    /// stretched back over the stream's unfinished tasks (within `span` and
+    /// half a page of cached tasks); or
+    /// the window whose paging stopped midway; or, when older gaps remain
+    /// and the head was listed less than two budget windows ago, the newest
+    /// older gap (so warm-up alternates with heads instead of starving
+    /// behind them).
+    fn relisting_head(
+        &self,
+        st: &SyncState,
+        run: &Run,
+        i: usize,
+        chunks: &[Window],
+        span: Option<i64>,
+        page_size: u32,
+    ) -> Window {
+        let Some(&head) = chunks.first() else {
+            return Window { from: 0, to: 0 };
+        };
+        // A listing that stopped midway goes on first: a head that grows by
+        // every refresh would otherwise restart at page 1 forever.
+        if let Some((w, _)) = st.coverage[i].resume_point() {
+            return w;
+        }
+        let per = self.budget.rate(st.streams[i].api).per.as_secs() as i64;
+        if let Some(&older) = chunks.get(1) {
+            if head.len() < 2 * per {
+                return older;
+            }
+        }
+        let floor = span
+            .map_or(run.lookback_start, |s| head.to - s)
+            .max(run.lookback_start);
+        // Stretch no further than half a page of cached tasks: the rest of
+        // the page is room for new ones. Older unfinished tasks are left to
+        // plan_rechecks.
+        let room = (page_size / 2) as usize;
+        let mut created: Vec<i64> = st
+            .cache
+            .tasks()
+            .filter(|t| {
+                usize::from(t.stream) == i && t.created_at >= floor && t.created_at < head.to
+            })
+            .map(|t| t.created_at)
+            .collect();
+        let floor = if created.len() > room {
+            let (_, nth, _) = created.select_nth_unstable_by(room, |a, b| b.cmp(a));
+            (*nth + 1).max(floor)
+        } else {
+            floor
+        };
+        let oldest = st
+            .cache
+            .unfinished()
+            .filter(|(_, _, t)| usize::from(t.stream) == i)
+            .map(|(_, _, t)| t.created_at)
+            .filter(|&c| c >= floor && c < head.from)
+            .min();
+        Window {
+            from: oldest.unwrap_or(head.from),
+            to: head.to,
+        }
     }
 
     fn span_of(&self, st: &SyncState, i: usize) -> Option<i64> {
@@ -296,5 +376,211 @@ impl Account {
             st.quotas.push(quota);
         }
         st.quotas.sort_by_key(|q| q.task_type);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The driver's `recheck_by_relisting` behaviour, with a scripted vendor
+    //! whose list API allows one call per 5 minutes.
+    use super::super::{AccountSetup, Collector, Settings};
+    use crate::clock::TokioClock;
+    use crate::collector::budget::Rate;
+    use crate::http::{HttpRequest, HttpResponse, Method, SendFuture, Transport};
+    use crate::task::{Task, TaskStatus, TaskType};
+    use crate::vendors::{
+        ApiError, BuildError, Parsed, Query, Stream, Unfinished, Vendor, VendorKind, Window,
+    };
+    use chrono::{DateTime, Utc};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    const T0: i64 = 1_700_000_000;
+    const DAY: i64 = 86_400;
+
+    struct Relisting;
+
+    impl Vendor for Relisting {
+        fn kind(&self) -> VendorKind {
+            VendorKind::Testing
+        }
+        fn streams(&self, _: &[TaskType]) -> Vec<Stream> {
+            vec![Stream {
+                api: 0,
+                task_type: None,
+            }]
+        }
+        fn max_span(&self, _: &Stream) -> Option<Duration> {
+            Some(Duration::from_secs(DAY as u64))
+        }
+        fn recheck_by_relisting(&self) -> Option<u32> {
+            Some(1000)
+        }
+        fn plan_rechecks(&self, _: &[Unfinished]) -> Vec<Query> {
+            Vec::new()
+        }
+        fn build(&self, q: &Query, page: u32, _: DateTime<Utc>) -> Result<HttpRequest, BuildError> {
+            let Query::List { window, .. } = q else {
+                return Err(BuildError("lists only".into()));
+            };
+            Ok(HttpRequest {
+                method: Method::Get,
+                url: format!("http://sim/{page}/{}/{}", window.from, window.to),
+                headers: vec![],
+                body: vec![],
+            })
+        }
+        fn parse(&self, q: &Query, page: u32, r: &HttpResponse) -> Result<Parsed, ApiError> {
+            // Day-long windows hold three pages when `PAGED` is set.
+            let paged = matches!(q, Query::List { window, .. } if window.len() >= DAY)
+                && r.headers.iter().any(|(k, _)| k == "x-paged");
+            let tasks: Vec<(i64, bool)> = serde_json::from_slice(&r.body).unwrap_or_default();
+            Ok(Parsed {
+                tasks: tasks
+                    .into_iter()
+                    .map(|(created_at, done)| Task {
+                        id: format!("t{created_at}"),
+                        task_type: TaskType::Prefetch,
+                        status: if done {
+                            TaskStatus::Success
+                        } else {
+                            TaskStatus::Running
+                        },
+                        url_count: 1,
+                        domain: None,
+                        created_at,
+                        finished_at: None,
+                        progress: None,
+                        error: None,
+                    })
+                    .collect(),
+                quotas: vec![],
+                next_page: (paged && page < 3).then_some(page + 1),
+            })
+        }
+    }
+
+    /// One unfinished task created an hour before start; it finishes when
+    /// `done` is set. Every listed window is logged.
+    #[derive(Clone, Default)]
+    struct Script {
+        log: Arc<Mutex<Vec<Window>>>,
+        pages: Arc<Mutex<Vec<u32>>>,
+        done: Arc<Mutex<bool>>,
+        paged: bool,
+    }
+
+    impl Transport for Script {
+        fn send(&self, req: HttpRequest, _: Duration) -> SendFuture<'_> {
+            let mut parts = req.url.rsplit('/');
+            let to: i64 = parts.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+            let from: i64 = parts.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+            let page: u32 = parts.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+            self.log.lock().unwrap().push(Window { from, to });
+            self.pages.lock().unwrap().push(page);
+            let paged = self.paged;
+            let created = T0 - 3600;
+            let body = if (from..to).contains(&created) {
+                serde_json::to_vec(&[(created, *self.done.lock().unwrap())]).unwrap()
+            } else {
+                b"[]".to_vec()
+            };
+            Box::pin(async move {
+                Ok(HttpResponse {
+                    status: 200,
+                    headers: if paged {
+                        vec![("x-paged".into(), "1".into())]
+                    } else {
+                        vec![]
+                    },
+                    body,
+                })
+            })
+        }
+    }
+
+    fn collector(script: &Script, lookback_days: u64) -> Collector {
+        Collector::new(
+            vec![AccountSetup {
+                name: "a".into(),
+                kind: VendorKind::Testing,
+                vendor: Arc::new(Relisting),
+                rates: vec![Rate::new(1, Duration::from_secs(300))],
+                task_types: vec![TaskType::Prefetch],
+                settings: Settings {
+                    lookback: Duration::from_secs(lookback_days * DAY as u64),
+                    overlap: Duration::from_secs(120),
+                    ..Settings::default()
+                },
+            }],
+            Arc::new(script.clone()),
+            Arc::new(TokioClock::starting_at(T0)),
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn relisting_alternates_warm_up_and_stretches_heads_over_unfinished() {
+        let script = Script::default();
+        let collector = collector(&script, 3);
+        let account = &collector.accounts[0];
+        let mut windows = Vec::new();
+        for n in 0..6 {
+            if n == 4 {
+                *script.done.lock().unwrap() = true;
+            }
+            account.refresh().await;
+            windows.push(script.log.lock().unwrap().last().copied().unwrap());
+            tokio::time::advance(Duration::from_secs(310)).await;
+        }
+        assert_eq!(script.log.lock().unwrap().len(), 6, "one call per refresh");
+        let at = |n: i64| T0 + 310 * n;
+        let w = |from, to| Window { from, to };
+        assert_eq!(
+            windows,
+            vec![
+                // The newest day first.
+                w(T0 - DAY, T0),
+                // Backfill's turn: the head was listed one window ago.
+                w(T0 - 2 * DAY, T0 - DAY),
+                // The head, stretched back over the unfinished task.
+                w(T0 - 3600, at(2)),
+                // Backfill again: warm-up completes.
+                w(T0 - 3 * DAY + 3 * 310, T0 - 2 * DAY),
+                // Heads only from here; the task finishes in this listing...
+                w(T0 - 3600, at(4)),
+                // ...so the next head is just the new part plus the overlap.
+                w(at(4) - 120, at(5)),
+            ]
+        );
+        assert!(account.snapshot().up);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn relisting_resumes_paging_of_a_window_at_the_lookback_edge() {
+        let script = Script {
+            paged: true,
+            ..Script::default()
+        };
+        let collector = collector(&script, 1);
+        let account = &collector.accounts[0];
+        for _ in 0..4 {
+            account.refresh().await;
+            tokio::time::advance(Duration::from_secs(310)).await;
+        }
+        let log = script.log.lock().unwrap().clone();
+        let pages = script.pages.lock().unwrap().clone();
+        let first = Window {
+            from: T0 - DAY,
+            to: T0,
+        };
+        // The first window starts at the lookback's edge, which moves on by
+        // 310 s per refresh; its pages 2 and 3 still follow, then the head.
+        assert_eq!(pages, vec![1, 2, 3, 1]);
+        assert_eq!(&log[..3], &[first, first, first]);
+        assert_eq!(log[3].to, T0 + 3 * 310);
+        assert!(
+            log[3].from <= T0 - 3600,
+            "stretched over the unfinished task"
+        );
     }
 }

@@ -5,6 +5,7 @@
 //! hold is what black-box tests compare the exporter's output against.
 
 pub mod aliyun;
+pub mod cdnetworks;
 pub mod testing;
 pub mod ucloud;
 pub mod volcengine;

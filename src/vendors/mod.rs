@@ -10,6 +10,7 @@
 //! simulator module.
 
 pub mod aliyun;
+pub mod cdnetworks;
 pub mod testing;
 pub mod ucloud;
 pub mod volcengine;
@@ -35,11 +36,13 @@ pub enum VendorKind {
     Aliyun,
     /// Volcengine multi-cloud CDN (MCDN).
     Volcengine,
+    /// CDNetworks (Wangsu) content management.
+    Cdnetworks,
 }
 
 impl VendorKind {
     /// Names accepted in config, for error messages.
-    pub const NAMES: &'static str = "testing, volcengine, aliyun, ucloud";
+    pub const NAMES: &'static str = "testing, volcengine, aliyun, ucloud, cdnetworks";
 
     /// The `vendor` label value.
     pub fn as_str(self) -> &'static str {
@@ -48,6 +51,7 @@ impl VendorKind {
             VendorKind::Ucloud => "ucloud",
             VendorKind::Aliyun => "aliyun",
             VendorKind::Volcengine => "volcengine",
+            VendorKind::Cdnetworks => "cdnetworks",
         }
     }
 
@@ -58,6 +62,7 @@ impl VendorKind {
             VendorKind::Ucloud => ucloud::APIS,
             VendorKind::Aliyun => aliyun::APIS,
             VendorKind::Volcengine => volcengine::APIS,
+            VendorKind::Cdnetworks => cdnetworks::APIS,
         }
     }
 
@@ -68,6 +73,7 @@ impl VendorKind {
             VendorKind::Ucloud => ucloud::MAX_LOOKBACK,
             VendorKind::Aliyun => aliyun::MAX_LOOKBACK,
             VendorKind::Volcengine => volcengine::MAX_LOOKBACK,
+            VendorKind::Cdnetworks => cdnetworks::MAX_LOOKBACK,
         }
     }
 
@@ -78,6 +84,7 @@ impl VendorKind {
             VendorKind::Ucloud => ucloud::DEFAULT_ENDPOINT,
             VendorKind::Aliyun => aliyun::DEFAULT_ENDPOINT,
             VendorKind::Volcengine => volcengine::DEFAULT_ENDPOINT,
+            VendorKind::Cdnetworks => cdnetworks::DEFAULT_ENDPOINT,
         }
     }
 
@@ -88,6 +95,7 @@ impl VendorKind {
             VendorKind::Ucloud => ucloud::TASK_TYPES,
             VendorKind::Aliyun => aliyun::TASK_TYPES,
             VendorKind::Volcengine => volcengine::TASK_TYPES,
+            VendorKind::Cdnetworks => cdnetworks::TASK_TYPES,
         }
     }
 
@@ -100,6 +108,7 @@ impl VendorKind {
             VendorKind::Volcengine => {
                 volcengine::parse_options(options).map(VendorOptions::Volcengine)
             }
+            VendorKind::Cdnetworks => parse_options_as(options).map(VendorOptions::Cdnetworks),
         }
     }
 }
@@ -117,6 +126,7 @@ pub enum VendorOptions {
     Ucloud(ucloud::Options),
     Aliyun(aliyun::Options),
     Volcengine(volcengine::Options),
+    Cdnetworks(cdnetworks::Options),
 }
 
 /// An invalid `options:` key: the dotted path below `options` and why.
@@ -406,6 +416,19 @@ pub trait Vendor: Send + Sync + 'static {
     /// can, else by the narrowest window that holds them).
     fn plan_rechecks(&self, unfinished: &[Unfinished]) -> Vec<Query>;
 
+    /// `Some(records per page)` for vendors that can re-check only by
+    /// listing windows again and whose list budget is too scarce for
+    /// separate re-check calls (CDNetworks fetch: one call per 5 minutes).
+    /// The driver then stretches each head listing back over the stream's
+    /// unfinished tasks (within [`Vendor::max_span`], and no further than
+    /// half a page of cached tasks, so the head stays one call); continues a
+    /// listing whose paging stopped before anything else; and while older
+    /// gaps remain gives every other call to the newest of them, so a cold
+    /// start's backfill is not starved by heads.
+    fn recheck_by_relisting(&self) -> Option<u32> {
+        None
+    }
+
     /// Quota queries, if the vendor has a quota API.
     fn quota_queries(&self, _watched: &[TaskType]) -> Vec<Query> {
         Vec::new()
@@ -432,6 +455,7 @@ pub fn instantiate(ctx: VendorContext) -> Arc<dyn Vendor> {
         VendorOptions::Ucloud(opts) => Arc::new(ucloud::UcloudVendor::new(ctx, opts)),
         VendorOptions::Aliyun(opts) => Arc::new(aliyun::AliyunVendor::new(ctx, opts)),
         VendorOptions::Volcengine(opts) => Arc::new(volcengine::VolcengineVendor::new(ctx, opts)),
+        VendorOptions::Cdnetworks(opts) => Arc::new(cdnetworks::CdnetworksVendor::new(ctx, opts)),
     }
 }
 
