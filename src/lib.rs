@@ -6,6 +6,7 @@ pub mod app;
 pub mod clock;
 pub mod collector;
 pub mod config;
+pub mod demo;
 pub mod http;
 pub mod metrics;
 pub mod secret;

@@ -2,7 +2,7 @@
 //! and hand over to `app`.
 
 use anyhow::Context;
-use cdn_task_exporter::{app, clock, config, http};
+use cdn_task_exporter::{app, clock, config, demo, http};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -46,6 +46,24 @@ enum LogFormat {
 enum Command {
     /// Validate the configuration and exit (non-zero on any problem).
     CheckConfig,
+    /// Run against the four simulated vendors on loopback (no credentials needed).
+    Demo {
+        /// Seed of the simulated traffic.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Share of tasks that fail (0-1).
+        #[arg(long = "failure-rate", default_value_t = 0.03)]
+        failure_rate: f64,
+        /// Share of tasks that never finish (0-1).
+        #[arg(long = "stall-rate", default_value_t = 0.01)]
+        stall_rate: f64,
+        /// New tasks per hour per vendor.
+        #[arg(long = "tasks-per-hour", default_value_t = 240.0)]
+        tasks_per_hour: f64,
+        /// Minimum refresh interval of the demo accounts.
+        #[arg(long = "refresh-interval", default_value = "15s", value_parser = humantime::parse_duration)]
+        refresh_interval: std::time::Duration,
+    },
 }
 
 fn init_logging(level: &str, format: LogFormat) -> anyhow::Result<()> {
@@ -85,6 +103,47 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Some(Command::Demo {
+        seed,
+        failure_rate,
+        stall_rate,
+        tasks_per_hour,
+        refresh_interval,
+    }) = cli.command
+    {
+        for (name, v) in [
+            ("--failure-rate", failure_rate),
+            ("--stall-rate", stall_rate),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                anyhow::bail!("{name} {v} is outside 0..=1");
+            }
+        }
+        init_logging(&cli.log_level, cli.log_format)?;
+        let opts = demo::DemoOptions {
+            seed,
+            failure_rate,
+            stall_rate,
+            tasks_per_hour,
+            min_refresh_interval: refresh_interval,
+            ..demo::DemoOptions::default()
+        };
+        let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+        return runtime.block_on(async {
+            let d = demo::start(&opts)
+                .await
+                .context("cannot start the simulated vendors")?;
+            for (kind, addr) in &d.addresses {
+                println!("simulated {kind:<11} API: http://{addr}");
+            }
+            let config = config::parse(&d.config_yaml, "<demo>", &|_| None, &|_| {
+                Err("no files in demo".into())
+            })
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            serve(config, &cli.listen_address, true).await?;
+            Ok(ExitCode::SUCCESS)
+        });
+    }
     let config = match config::load(&cli.config_file) {
         Ok(c) => c,
         Err(e) => {
@@ -104,24 +163,36 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     init_logging(&cli.log_level, cli.log_format)?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(serve(config, &cli.listen_address, false))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Builds the collector and serves until SIGTERM/SIGINT.
+async fn serve(config: config::Config, listen_address: &str, announce: bool) -> anyhow::Result<()> {
     for w in &config.warnings {
         tracing::warn!(warning = %w, "config adjusted");
     }
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(async {
-        let transport = Arc::new(http::ReqwestTransport::new(config.max_response_bytes)?);
-        let collector = Arc::new(app::collector(&config, transport, Arc::new(clock::SystemClock)));
-        let state = app::AppState {
-            collector,
-            scrape_timeout: config.scrape_timeout,
-            scrape_timeout_margin: config.scrape_timeout_margin,
-        };
-        let listener = tokio::net::TcpListener::bind(&cli.listen_address)
-            .await
-            .with_context(|| format!("cannot listen on {}", cli.listen_address))?;
-        tracing::info!(address = %listener.local_addr()?, accounts = config.accounts.len(), "listening");
-        app::run(listener, app::router(state), app::shutdown_signal()).await?;
-        Ok::<_, anyhow::Error>(())
-    })?;
-    Ok(ExitCode::SUCCESS)
+    let transport = Arc::new(http::ReqwestTransport::new(config.max_response_bytes)?);
+    let collector = Arc::new(app::collector(
+        &config,
+        transport,
+        Arc::new(clock::SystemClock),
+    ));
+    let state = app::AppState {
+        collector,
+        scrape_timeout: config.scrape_timeout,
+        scrape_timeout_margin: config.scrape_timeout_margin,
+    };
+    let listener = tokio::net::TcpListener::bind(listen_address)
+        .await
+        .with_context(|| format!("cannot listen on {listen_address}"))?;
+    let addr = listener.local_addr()?;
+    if announce {
+        println!("exporter landing page: http://{addr}/");
+        println!("exporter metrics:      http://{addr}/metrics");
+    }
+    tracing::info!(address = %addr, accounts = config.accounts.len(), "listening");
+    app::run(listener, app::router(state), app::shutdown_signal()).await?;
+    Ok(())
 }
