@@ -2,7 +2,7 @@
 //! and hand over to `app`.
 
 use anyhow::Context;
-use cdn_task_exporter::{app, clock, config, http};
+use cdn_task_exporter::{app, clock, config, http, web_config};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,6 +26,19 @@ struct Cli {
         global = true
     )]
     listen_address: String,
+    /// Path to a web config (TLS, basic auth, response headers) in the
+    /// Prometheus exporter-toolkit format.
+    #[arg(long = "web.config.file", global = true)]
+    web_config_file: Option<PathBuf>,
+    /// Answer /-/healthy and /-/ready without basic auth, so that liveness
+    /// probes need no credentials. `--web.health-without-auth=false` protects them too.
+    #[arg(
+        long = "web.health-without-auth",
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        global = true
+    )]
+    health_without_auth: bool,
     /// Log level: error, warn, info, debug, trace.
     #[arg(long = "log.level", default_value = "info", global = true)]
     log_level: String,
@@ -92,6 +105,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
+    let web = match cli.web_config_file.as_deref().map(web_config::load) {
+        None => web_config::WebConfig::default(),
+        Some(Ok(w)) => w,
+        Some(Err(e)) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
     if let Some(Command::CheckConfig) = cli.command {
         for w in &config.warnings {
             eprintln!("warning: {w}");
@@ -101,6 +122,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             cli.config_file.display(),
             config.accounts.len()
         );
+        if let Some(p) = &cli.web_config_file {
+            println!("{}: web configuration OK", p.display());
+        }
         return Ok(ExitCode::SUCCESS);
     }
     init_logging(&cli.log_level, cli.log_format)?;
@@ -119,8 +143,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         let listener = tokio::net::TcpListener::bind(&cli.listen_address)
             .await
             .with_context(|| format!("cannot listen on {}", cli.listen_address))?;
-        tracing::info!(address = %listener.local_addr()?, accounts = config.accounts.len(), "listening");
-        app::run(listener, app::router(state), app::shutdown_signal()).await?;
+        tracing::info!(address = %listener.local_addr()?, accounts = config.accounts.len(), tls = web.tls.is_some(), basic_auth = !web.basic_auth_users.is_empty(), "listening");
+        let router = app::secure(app::router(state), &web, cli.health_without_auth);
+        match web.tls {
+            Some(tls) => app::run_tls(listener, tls, router, app::shutdown_signal()).await?,
+            None => app::run(listener, router, app::shutdown_signal()).await?,
+        }
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(ExitCode::SUCCESS)
