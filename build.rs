@@ -25,5 +25,17 @@ fn main() {
         revision.unwrap_or_else(|| "unknown".into())
     );
     println!("cargo:rerun-if-env-changed=CDN_EXPORTER_REVISION");
-    println!("cargo:rerun-if-changed=.git/HEAD");
+    // In a worktree `.git` is a file; ask git where HEAD really lives, so the
+    // script does not rerun (and rebuild the crate) on every build.
+    let head = Command::new("git")
+        .args(["rev-parse", "--git-path", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| s.trim().to_owned());
+    match head {
+        Some(h) if std::path::Path::new(&h).exists() => println!("cargo:rerun-if-changed={h}"),
+        _ => println!("cargo:rerun-if-changed=build.rs"),
+    }
 }

@@ -1,19 +1,24 @@
 //! Wiring: config → collector → HTTP router, and the server loop.
 
+use crate::auth::{self, BasicAuth};
 use crate::clock::SharedClock;
 use crate::collector::{AccountSetup, Collector};
 use crate::config::Config;
 use crate::http::Transport;
 use crate::metrics;
 use crate::vendors;
+use crate::web_config::WebConfig;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
 
 /// Shared state of the HTTP handlers.
 #[derive(Clone)]
@@ -123,6 +128,128 @@ pub async fn run(
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+/// Wraps `router` in what the web config asks for: basic auth (health
+/// paths exempt when `health_without_auth`) and extra response headers,
+/// which are added to every response, a 401 included.
+pub fn secure(router: Router, web: &WebConfig, health_without_auth: bool) -> Router {
+    let mut router = router;
+    if !web.basic_auth_users.is_empty() {
+        let auth = Arc::new(BasicAuth::new(
+            web.basic_auth_users.clone(),
+            health_without_auth,
+        ));
+        router = router.layer(axum::middleware::from_fn_with_state(auth, auth::require));
+    }
+    if !web.headers.is_empty() {
+        let headers = web.headers.clone();
+        router = router.layer(axum::middleware::map_response(move |mut res: Response| {
+            let headers = headers.clone();
+            async move {
+                for (name, value) in headers {
+                    res.headers_mut().insert(name, value);
+                }
+                res
+            }
+        }));
+    }
+    router
+}
+
+/// A client that has not finished its TLS handshake by then is dropped.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Handshakes in progress at once; more connections wait to be accepted.
+const MAX_PENDING_HANDSHAKES: usize = 128;
+
+/// Serves `router` over TLS on `listener` until `shutdown` resolves.
+pub async fn run_tls(
+    listener: tokio::net::TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(TlsListener::new(listener, tls)?, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Accepts TCP connections and hands over those that complete a TLS
+/// handshake. Handshakes run in their own tasks, so one slow or hostile
+/// client does not hold up the others.
+struct TlsListener {
+    ready: tokio::sync::mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+    local: SocketAddr,
+    acceptor: tokio::task::JoinHandle<()>,
+}
+
+impl TlsListener {
+    fn new(
+        listener: tokio::net::TcpListener,
+        tls: Arc<rustls::ServerConfig>,
+    ) -> std::io::Result<Self> {
+        let local = listener.local_addr()?;
+        let (tx, ready) = tokio::sync::mpsc::channel(MAX_PENDING_HANDSHAKES);
+        let tls = tokio_rustls::TlsAcceptor::from(tls);
+        let slots = Arc::new(tokio::sync::Semaphore::new(MAX_PENDING_HANDSHAKES));
+        let acceptor = tokio::spawn(async move {
+            loop {
+                let Ok(slot) = slots.clone().acquire_owned().await else {
+                    return;
+                };
+                let (tcp, peer) = match listener.accept().await {
+                    Ok(c) => c,
+                    Err(error) => {
+                        // As axum does: typically out of file descriptors.
+                        tracing::warn!(%error, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let (tls, tx) = (tls.clone(), tx.clone());
+                tokio::spawn(async move {
+                    let _slot = slot;
+                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.accept(tcp)).await {
+                        Ok(Ok(stream)) => {
+                            let _ = tx.send((stream, peer)).await;
+                        }
+                        Ok(Err(error)) => {
+                            tracing::debug!(%peer, %error, "TLS handshake failed")
+                        }
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                });
+            }
+        });
+        Ok(TlsListener {
+            ready,
+            local,
+            acceptor,
+        })
+    }
+}
+
+impl Drop for TlsListener {
+    fn drop(&mut self) {
+        self.acceptor.abort();
+    }
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = TlsStream<TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.ready.recv().await {
+            Some(c) => c,
+            // The acceptor task ended (it only does on abort): accept nothing more.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        Ok(self.local)
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -3,6 +3,7 @@
 //! rate budget and cached between scrapes.
 
 pub mod app;
+pub mod auth;
 pub mod clock;
 pub mod collector;
 pub mod config;
@@ -13,3 +14,4 @@ pub mod secret;
 pub mod sim;
 pub mod task;
 pub mod vendors;
+pub mod web_config;

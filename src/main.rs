@@ -2,7 +2,7 @@
 //! and hand over to `app`.
 
 use anyhow::Context;
-use cdn_task_exporter::{app, clock, config, demo, http};
+use cdn_task_exporter::{app, clock, config, demo, http, web_config};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,6 +32,14 @@ struct Cli {
     /// Log format.
     #[arg(long = "log.format", value_enum, default_value_t = LogFormat::Logfmt, global = true)]
     log_format: LogFormat,
+    /// Path to a web config (TLS, basic auth, response headers) in the
+    /// Prometheus exporter-toolkit format.
+    #[arg(long = "web.config.file", global = true)]
+    web_config_file: Option<PathBuf>,
+    /// Answer /-/healthy and /-/ready without basic auth, so that liveness
+    /// probes need no credentials. `--web.health-without-auth=false` protects them too.
+    #[arg(long = "web.health-without-auth", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    health_without_auth: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -103,6 +111,14 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let web = match cli.web_config_file.as_deref().map(web_config::load) {
+        None => web_config::WebConfig::default(),
+        Some(Ok(w)) => w,
+        Some(Err(e)) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
     if let Some(Command::Demo {
         seed,
         failure_rate,
@@ -140,7 +156,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Err("no files in demo".into())
             })
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-            serve(config, &cli.listen_address, true).await?;
+            serve(config, &cli, web, true).await?;
             Ok(ExitCode::SUCCESS)
         });
     }
@@ -164,12 +180,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     init_logging(&cli.log_level, cli.log_format)?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(serve(config, &cli.listen_address, false))?;
+    runtime.block_on(serve(config, &cli, web, false))?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// Builds the collector and serves until SIGTERM/SIGINT.
-async fn serve(config: config::Config, listen_address: &str, announce: bool) -> anyhow::Result<()> {
+async fn serve(
+    config: config::Config,
+    cli: &Cli,
+    web: web_config::WebConfig,
+    announce: bool,
+) -> anyhow::Result<()> {
+    let listen_address = cli.listen_address.as_str();
     for w in &config.warnings {
         tracing::warn!(warning = %w, "config adjusted");
     }
@@ -192,7 +214,17 @@ async fn serve(config: config::Config, listen_address: &str, announce: bool) -> 
         println!("exporter landing page: http://{addr}/");
         println!("exporter metrics:      http://{addr}/metrics");
     }
-    tracing::info!(address = %addr, accounts = config.accounts.len(), "listening");
-    app::run(listener, app::router(state), app::shutdown_signal()).await?;
+    tracing::info!(
+        address = %addr,
+        accounts = config.accounts.len(),
+        tls = web.tls.is_some(),
+        basic_auth = !web.basic_auth_users.is_empty(),
+        "listening"
+    );
+    let router = app::secure(app::router(state), &web, cli.health_without_auth);
+    match web.tls {
+        Some(tls) => app::run_tls(listener, tls, router, app::shutdown_signal()).await?,
+        None => app::run(listener, router, app::shutdown_signal()).await?,
+    }
     Ok(())
 }
