@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the test suite needs on a fresh Debian machine:
 # promtool/prometheus and alertmanager (real binaries for the end-to-end tests),
-# openssl (CDNetworks signing vectors are cross-checked against the doc's pipeline).
+# openssl (CDNetworks signing vectors are cross-checked against the doc's pipeline),
+# buildah (the container smoke test builds and runs the runtime image without a Docker engine).
 # Idempotent: skips apt entirely when every tool is already present.
 set -euo pipefail
 need=()
@@ -9,6 +10,7 @@ command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
 command -v prometheus-alertmanager >/dev/null 2>&1 || need+=(prometheus-alertmanager)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v buildah >/dev/null 2>&1 || need+=(buildah)
 if [ ${#need[@]} -eq 0 ]; then
   echo "install-deps: all tools present"
   exit 0

@@ -220,3 +220,24 @@ fn check_config_agrees_with_startup() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn the_example_config_in_examples_is_valid() {
+    let out = std::process::Command::new(common::binary())
+        .args(["check-config", "--config.file"])
+        .arg(common::repo("examples/cdn-task-exporter.yml"))
+        .envs([
+            ("VOLC_SECRET_KEY", "x"),
+            ("ALIYUN_ACCESS_KEY_SECRET", "x"),
+            ("UCLOUD_PRIVATE_KEY", "x"),
+            ("CDNETWORKS_API_KEY", "x"),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("configuration OK (4 accounts)"));
+}

@@ -155,7 +155,7 @@ fn every_alert_is_tested_and_documented() {
     );
     let alerts = read("prometheus/alerts.yml");
     let tests = read("prometheus/alerts_test.yml");
-    let docs = read("docs/alerts.md");
+    let docs = read("README.md");
     for name in &names {
         assert!(name.starts_with("Cdn"), "alert {name} lacks the Cdn prefix");
         let anchor = format!("README.md#{}", name.to_lowercase());
@@ -166,7 +166,7 @@ fn every_alert_is_tested_and_documented() {
         assert!(
             docs.lines()
                 .any(|l| l.trim_start_matches('#').trim() == name && l.starts_with('#')),
-            "docs/alerts.md has no heading `{name}`"
+            "README.md has no runbook heading `{name}`"
         );
         // Split the test file into alert_rule_test cases for this alert.
         let cases: Vec<&str> = tests
