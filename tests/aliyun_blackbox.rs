@@ -55,19 +55,9 @@ accounts:
     })
     .await
     .unwrap();
-    let mut text = String::new();
-    let synced = tokio::task::block_in_place(|| {
-        common::eventually(Duration::from_secs(25), || {
-            text = exp.scrape(Some("10"));
-            value(
-                &parse_metrics(&text),
-                "cdn_vendor_last_success_timestamp_seconds",
-                &[("vendor", "aliyun"), ("account", "cn")],
-            )
-            .is_some_and(|v| v > 0.0)
-        })
+    let text = tokio::task::block_in_place(|| {
+        exp.scrape_until_synced(&[("vendor", "aliyun"), ("account", "cn")], Duration::from_secs(25))
     });
-    assert!(synced, "first sync never completed: {}", exp.logs());
     let m = parse_metrics(&text);
     let truth = sim.truth(sim.world.now() - 86_400);
     assert!(

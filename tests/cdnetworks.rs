@@ -435,19 +435,9 @@ accounts:
     })
     .await
     .unwrap();
-    let mut text = String::new();
-    let synced = tokio::task::block_in_place(|| {
-        common::eventually(Duration::from_secs(20), || {
-            text = exp.scrape(Some("10"));
-            value(
-                &parse_metrics(&text),
-                "cdn_vendor_last_success_timestamp_seconds",
-                &account_labels(),
-            )
-            .is_some_and(|v| v > 0.0)
-        })
+    let text = tokio::task::block_in_place(|| {
+        exp.scrape_until_synced(&account_labels(), Duration::from_secs(20))
     });
-    assert!(synced, "first sync never completed: {}", exp.logs());
     let m = parse_metrics(&text);
     let want = nonzero(truth(&world, world.now() - DAY + 300));
     assert!(want.values().sum::<u64>() > 300, "a realistic history");

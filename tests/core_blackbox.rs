@@ -54,19 +54,9 @@ accounts:
     .unwrap();
     // The first sync pages through ~2,400 tasks within the budget; scrape
     // until it has completed once.
-    let mut text = String::new();
-    let synced = tokio::task::block_in_place(|| {
-        common::eventually(Duration::from_secs(60), || {
-            text = exp.scrape(Some("10"));
-            value(
-                &parse_metrics(&text),
-                "cdn_vendor_last_success_timestamp_seconds",
-                &[("vendor", "testing"), ("account", "shop")],
-            )
-            .is_some_and(|v| v > 0.0)
-        })
+    let text = tokio::task::block_in_place(|| {
+        exp.scrape_until_synced(&[("vendor", "testing"), ("account", "shop")], Duration::from_secs(60))
     });
-    assert!(synced, "first sync never completed: {}", exp.logs());
     let m = parse_metrics(&text);
     let labels = |t: TaskType, s: TaskStatus| {
         [

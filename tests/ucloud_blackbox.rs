@@ -70,19 +70,9 @@ accounts:
     })
     .await
     .unwrap();
-    let mut text = String::new();
-    let synced = tokio::task::block_in_place(|| {
-        common::eventually(Duration::from_secs(60), || {
-            text = exp.scrape(Some("10"));
-            value(
-                &parse_metrics(&text),
-                "cdn_vendor_last_success_timestamp_seconds",
-                &[("vendor", "ucloud"), ("account", "uc")],
-            )
-            .is_some_and(|v| v > 0.0)
-        })
+    let text = tokio::task::block_in_place(|| {
+        exp.scrape_until_synced(&[("vendor", "ucloud"), ("account", "uc")], Duration::from_secs(60))
     });
-    assert!(synced, "first sync never completed: {}", exp.logs());
     let m = parse_metrics(&text);
     let from = world.now() - 86_400;
     let truth = sim.truth(from);

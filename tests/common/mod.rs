@@ -129,6 +129,19 @@ impl Exporter {
         body
     }
 
+    /// Scrapes until the account's first sync has completed (its
+    /// last-success timestamp is set), returning that scrape; panics with
+    /// the exporter's logs after `timeout`.
+    pub fn scrape_until_synced(&self, labels: &[(&str, &str)], timeout: Duration) -> String {
+        let mut text = String::new();
+        let synced = eventually(timeout, || {
+            text = self.scrape(Some("10"));
+            value(&parse_metrics(&text), "cdn_vendor_last_success_timestamp_seconds", labels).is_some_and(|v| v > 0.0)
+        });
+        assert!(synced, "first sync never completed: {}", self.logs());
+        text
+    }
+
     /// Everything the exporter logged so far.
     pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
