@@ -28,6 +28,8 @@ pub struct AppState {
     pub scrape_timeout: Duration,
     /// Answer this much before Prometheus' own deadline.
     pub scrape_timeout_margin: Duration,
+    /// Keeps each account's rendered text until the account changes.
+    pub renderer: Arc<metrics::Renderer>,
 }
 
 /// Builds the collector for a validated config.
@@ -75,7 +77,7 @@ async fn metrics_handler(State(s): State<AppState>, headers: HeaderMap) -> Respo
     s.collector
         .collect(tokio::time::Instant::now() + budget)
         .await;
-    let body = metrics::render(&s.collector, s.collector.clock.unix());
+    let body = s.renderer.render(&s.collector, s.collector.clock.unix());
     ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], body).into_response()
 }
 

@@ -205,6 +205,7 @@ async fn serve(
         collector,
         scrape_timeout: config.scrape_timeout,
         scrape_timeout_margin: config.scrape_timeout_margin,
+        renderer: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind(listen_address)
         .await

@@ -11,10 +11,11 @@
 //! `increase()` and absent-based alerts behave.
 
 use crate::collector::stats::{Histogram, SkipReason};
-use crate::collector::{Account, Collector};
+use crate::collector::{Account, Collector, Snapshot};
 use crate::task::{TaskStatus, TaskType};
 use crate::vendors::Outcome;
 use std::fmt::Write;
+use std::sync::{Arc, Mutex};
 
 /// The exposition format we write.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -152,311 +153,340 @@ fn histogram(out: &mut String, name: &str, labels: &str, h: &Histogram) {
     line(out, &format!("{name}_count"), labels, "", count);
 }
 
-/// Renders every family. `now` is Unix seconds.
-pub fn render(c: &Collector, now: i64) -> String {
-    let accounts: Vec<_> = c
-        .accounts
-        .iter()
-        .map(|a| (a, Labels::new(a), a.snapshot()))
-        .collect();
-    let series: usize = accounts
-        .iter()
-        .map(|(a, _, _)| a.task_types.len() * 16 + a.api_names.len() * 20 + 8)
-        .sum();
-    let mut out = String::with_capacity(series * 100 + 4096);
+/// Families rendered per account and cached until the account changes.
+#[derive(Clone, Copy)]
+enum Cached {
+    Tasks,
+    Urls,
+    Finished,
+    Completion,
+    Success,
+    QuotaLimit,
+    QuotaRemaining,
+    Up,
+    LastSuccess,
+    Requests,
+    Latency,
+    CacheTasks,
+    CacheDropped,
+}
 
-    header(
-        &mut out,
-        "cdn_tasks",
-        "gauge",
-        &format!("Tasks created within the lookback window, by current status. {CACHED}"),
-    );
-    for (_, l, s) in &accounts {
-        for (t, lt) in &l.by_type {
-            for (st, sl) in STATUS_LABELS.iter().enumerate() {
-                line(
-                    &mut out,
-                    "cdn_tasks",
-                    lt,
-                    sl,
-                    s.aggregates.tasks[t.index()][st],
-                );
+const CACHED_FAMILIES: usize = 13;
+
+/// One account's cached families, rendered at `generation`.
+type Block = (u64, Arc<[String; CACHED_FAMILIES]>);
+
+/// Renders `/metrics`, reusing each account's rendered families while the
+/// account is unchanged: most accounts are served from cache on most
+/// scrapes, and their text is the same until they refresh.
+#[derive(Default)]
+pub struct Renderer {
+    blocks: Mutex<Vec<Option<Block>>>,
+}
+
+impl Renderer {
+    /// An empty renderer.
+    pub fn new() -> Self {
+        Renderer::default()
+    }
+
+    fn blocks(&self, c: &Collector) -> Vec<(Labels, Arc<[String; CACHED_FAMILIES]>)> {
+        let mut cache = self.blocks.lock().unwrap_or_else(|p| p.into_inner());
+        cache.resize(c.accounts.len(), None);
+        c.accounts
+            .iter()
+            .zip(cache.iter_mut())
+            .map(|(a, slot)| {
+                let labels = Labels::new(a);
+                // Read the generation before the data: a change during
+                // rendering makes the next scrape render again.
+                let generation = a.stats.generation();
+                let block = match slot {
+                    Some((g, b)) if *g == generation => b.clone(),
+                    _ => {
+                        let b = Arc::new(render_account(a, &labels, &a.snapshot()));
+                        *slot = Some((generation, b.clone()));
+                        b
+                    }
+                };
+                (labels, block)
+            })
+            .collect()
+    }
+
+    /// Renders every family. `now` is Unix seconds.
+    pub fn render(&self, c: &Collector, now: i64) -> String {
+        let accounts = self.blocks(c);
+        let size: usize = accounts
+            .iter()
+            .map(|(_, b)| b.iter().map(String::len).sum::<usize>())
+            .sum();
+        let mut out = String::with_capacity(size + accounts.len() * 600 + 16_384);
+        let cached = |out: &mut String, f: Cached| {
+            let (name, kind, help) = FAMILIES[f as usize];
+            header(out, name, kind, help);
+            for (_, b) in &accounts {
+                out.push_str(&b[f as usize]);
             }
-        }
-    }
-    header(
-        &mut out,
-        "cdn_task_urls",
-        "gauge",
-        &format!("URLs in the tasks counted by cdn_tasks. {CACHED}"),
-    );
-    for (_, l, s) in &accounts {
-        for (t, lt) in &l.by_type {
-            for (st, sl) in STATUS_LABELS.iter().enumerate() {
-                line(
-                    &mut out,
-                    "cdn_task_urls",
-                    lt,
-                    sl,
-                    s.aggregates.urls[t.index()][st],
-                );
-            }
-        }
-    }
-    header(
-        &mut out,
-        "cdn_tasks_finished_total",
-        "counter",
-        "Tasks seen finished for the first time, by final status. Tasks already finished when the exporter first synced an account are a baseline and not counted.",
-    );
-    for (_, l, s) in &accounts {
-        for (t, lt) in &l.by_type {
-            line(
-                &mut out,
-                "cdn_tasks_finished_total",
-                lt,
-                STATUS_LABELS[TaskStatus::Success.index()],
-                s.finished[t.index()][0],
-            );
-            line(
-                &mut out,
-                "cdn_tasks_finished_total",
-                lt,
-                STATUS_LABELS[TaskStatus::Failed.index()],
-                s.finished[t.index()][1],
-            );
-        }
-    }
-    header(&mut out, "cdn_task_duration_seconds", "histogram", "Create-to-finish time of tasks counted by cdn_tasks_finished_total, observed once per task.");
-    for (k, t, h) in c.durations.iter() {
-        histogram(
-            &mut out,
-            "cdn_task_duration_seconds",
-            &format!("vendor=\"{k}\",task_type=\"{t}\""),
-            h,
-        );
-    }
-    header(
-        &mut out,
-        "cdn_task_oldest_unfinished_age_seconds",
-        "gauge",
-        &format!("Age of the oldest task still pending, running or unknown; 0 when none. {CACHED}"),
-    );
-    for (_, l, s) in &accounts {
-        for (t, lt) in &l.by_type {
-            let age = s.aggregates.oldest_unfinished[t.index()]
-                .map(|c| (now - c).max(0))
-                .unwrap_or(0);
-            line(
-                &mut out,
-                "cdn_task_oldest_unfinished_age_seconds",
-                lt,
-                "",
-                age as u64,
-            );
-        }
-    }
-    header(
-        &mut out,
-        "cdn_task_completion_ratio",
-        "gauge",
-        &format!("Finished share of the tasks in the window, crediting vendor-reported progress of unfinished ones; NaN when there are none. {CACHED}"),
-    );
-    for (_, l, s) in &accounts {
-        for (t, lt) in &l.by_type {
-            let total: u64 = s.aggregates.tasks[t.index()].iter().sum();
-            let v = if total == 0 {
-                f64::NAN
-            } else {
-                s.aggregates.completion[t.index()] / total as f64
-            };
-            line_f(&mut out, "cdn_task_completion_ratio", lt, "", v);
-        }
-    }
-    header(&mut out, "cdn_task_success_ratio", "gauge", &format!("Successful share of the finished tasks in the window; NaN when none finished. {CACHED}"));
-    for (_, l, s) in &accounts {
-        for (t, lt) in &l.by_type {
-            let row = &s.aggregates.tasks[t.index()];
-            let (ok, failed) = (
-                row[TaskStatus::Success.index()],
-                row[TaskStatus::Failed.index()],
-            );
-            let v = if ok + failed == 0 {
-                f64::NAN
-            } else {
-                ok as f64 / (ok + failed) as f64
-            };
-            line_f(&mut out, "cdn_task_success_ratio", lt, "", v);
-        }
-    }
-    for (name, help, pick) in [
-        (
-            "cdn_quota_limit",
-            "Daily task quota the vendor grants, where it reports one.",
-            0,
-        ),
-        (
-            "cdn_quota_remaining",
-            "Daily task quota left, where the vendor reports it.",
-            1,
-        ),
-    ] {
-        header(&mut out, name, "gauge", &format!("{help} {CACHED}"));
-        for (_, l, s) in &accounts {
-            for q in &s.quotas {
-                let extra = format!(",task_type=\"{}\"", q.task_type);
-                line_f(
-                    &mut out,
-                    name,
-                    &l.account,
-                    &extra,
-                    if pick == 0 { q.limit } else { q.remaining },
-                );
-            }
-        }
-    }
-    header(&mut out, "cdn_vendor_up", "gauge", "1 if the last refresh of the account reached the vendor and every answer was usable (throttling leaves it unchanged).");
-    for (_, l, s) in &accounts {
-        line(&mut out, "cdn_vendor_up", &l.account, "", u64::from(s.up));
-    }
-    header(
-        &mut out,
-        "cdn_vendor_last_success_timestamp_seconds",
-        "gauge",
-        "Unix time the last fully successful refresh started; 0 before the first.",
-    );
-    for (_, l, s) in &accounts {
-        line(
-            &mut out,
-            "cdn_vendor_last_success_timestamp_seconds",
-            &l.account,
-            "",
-            s.last_success.unwrap_or(0).max(0) as u64,
-        );
-    }
-    header(&mut out, "cdn_vendor_data_age_seconds", "gauge", "Seconds since the cached data was last fully refreshed (since exporter start before the first refresh).");
-    for (a, l, _) in &accounts {
-        line_f(
-            &mut out,
-            "cdn_vendor_data_age_seconds",
-            &l.account,
-            "",
-            a.data_age(now, c.started),
-        );
-    }
-    header(
-        &mut out,
-        "cdn_vendor_api_requests_total",
-        "counter",
-        "Requests sent to the vendor API, by API and outcome.",
-    );
-    for (a, l, _) in &accounts {
-        for (i, la) in l.by_api.iter().enumerate() {
-            for (o, ol) in Outcome::ALL.iter().zip(OUTCOME_LABELS) {
-                line(
-                    &mut out,
-                    "cdn_vendor_api_requests_total",
-                    la,
-                    ol,
-                    a.stats.get(i, *o),
-                );
-            }
-        }
-    }
-    header(
-        &mut out,
-        "cdn_vendor_api_request_duration_seconds",
-        "histogram",
-        "Duration of vendor API requests, body included.",
-    );
-    for (a, l, _) in &accounts {
-        for (i, la) in l.by_api.iter().enumerate() {
+        };
+        cached(&mut out, Cached::Tasks);
+        cached(&mut out, Cached::Urls);
+        cached(&mut out, Cached::Finished);
+        header(&mut out, "cdn_task_duration_seconds", "histogram", "Create-to-finish time of tasks counted by cdn_tasks_finished_total, observed once per task.");
+        for (k, t, h) in c.durations.iter() {
             histogram(
                 &mut out,
-                "cdn_vendor_api_request_duration_seconds",
-                la,
-                &a.stats.latency[i],
+                "cdn_task_duration_seconds",
+                &format!("vendor=\"{k}\",task_type=\"{t}\""),
+                h,
             );
         }
-    }
-    header(&mut out, "cdn_vendor_refresh_skipped_total", "counter", "Scrapes that served an account from cache without refreshing: data still fresh, or no rate budget left.");
-    for (a, l, _) in &accounts {
-        for r in [SkipReason::Fresh, SkipReason::Budget] {
-            let n = a.stats.skipped[r as usize].load(std::sync::atomic::Ordering::Relaxed);
-            let extra = if r == SkipReason::Fresh {
-                ",reason=\"fresh\""
-            } else {
-                ",reason=\"budget\""
-            };
-            line(
+        header(
+            &mut out,
+            "cdn_task_oldest_unfinished_age_seconds",
+            "gauge",
+            &format!(
+                "Age of the oldest task still pending, running or unknown; 0 when none. {CACHED}"
+            ),
+        );
+        for (a, (l, _)) in c.accounts.iter().zip(&accounts) {
+            let s = a.snapshot();
+            for (t, lt) in &l.by_type {
+                let age = s.aggregates.oldest_unfinished[t.index()]
+                    .map(|c| (now - c).max(0))
+                    .unwrap_or(0);
+                line(
+                    &mut out,
+                    "cdn_task_oldest_unfinished_age_seconds",
+                    lt,
+                    "",
+                    age as u64,
+                );
+            }
+        }
+        cached(&mut out, Cached::Completion);
+        cached(&mut out, Cached::Success);
+        cached(&mut out, Cached::QuotaLimit);
+        cached(&mut out, Cached::QuotaRemaining);
+        cached(&mut out, Cached::Up);
+        cached(&mut out, Cached::LastSuccess);
+        header(&mut out, "cdn_vendor_data_age_seconds", "gauge", "Seconds since the cached data was last fully refreshed (since exporter start before the first refresh).");
+        for (a, (l, _)) in c.accounts.iter().zip(&accounts) {
+            line_f(
                 &mut out,
-                "cdn_vendor_refresh_skipped_total",
+                "cdn_vendor_data_age_seconds",
                 &l.account,
-                extra,
-                n,
+                "",
+                a.data_age(now, c.started),
             );
         }
-    }
-    header(
-        &mut out,
-        "cdn_vendor_scrape_duration_seconds",
-        "gauge",
-        "Seconds the last scrape waited for this account's refresh; 0 when served from cache.",
-    );
-    for (a, l, _) in &accounts {
-        line_f(
+        cached(&mut out, Cached::Requests);
+        cached(&mut out, Cached::Latency);
+        header(&mut out, "cdn_vendor_refresh_skipped_total", "counter", "Scrapes that served an account from cache without refreshing: data still fresh, or no rate budget left.");
+        for (a, (l, _)) in c.accounts.iter().zip(&accounts) {
+            for r in [SkipReason::Fresh, SkipReason::Budget] {
+                let n = a.stats.skipped[r as usize].load(std::sync::atomic::Ordering::Relaxed);
+                let extra = if r == SkipReason::Fresh {
+                    ",reason=\"fresh\""
+                } else {
+                    ",reason=\"budget\""
+                };
+                line(
+                    &mut out,
+                    "cdn_vendor_refresh_skipped_total",
+                    &l.account,
+                    extra,
+                    n,
+                );
+            }
+        }
+        header(
             &mut out,
             "cdn_vendor_scrape_duration_seconds",
-            &l.account,
+            "gauge",
+            "Seconds the last scrape waited for this account's refresh; 0 when served from cache.",
+        );
+        for (a, (l, _)) in c.accounts.iter().zip(&accounts) {
+            line_f(
+                &mut out,
+                "cdn_vendor_scrape_duration_seconds",
+                &l.account,
+                "",
+                a.stats.scrape_seconds.get(),
+            );
+        }
+        cached(&mut out, Cached::CacheTasks);
+        cached(&mut out, Cached::CacheDropped);
+        header(
+            &mut out,
+            "cdn_exporter_build_info",
+            "gauge",
+            "Build of the running exporter; always 1.",
+        );
+        let _ = writeln!(
+            out,
+            "cdn_exporter_build_info{{version=\"{}\",revision=\"{}\",rustc=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION"),
+            env!("CDN_EXPORTER_REVISION"),
+            env!("CDN_EXPORTER_RUSTC")
+        );
+        process_metrics(&mut out);
+        out
+    }
+}
+
+/// Renders every family without reusing anything (tests, one-off dumps).
+pub fn render(c: &Collector, now: i64) -> String {
+    Renderer::new().render(c, now)
+}
+
+/// (name, type, help) of each [`Cached`] family, in its order.
+const FAMILIES: [(&str, &str, &str); CACHED_FAMILIES] = [
+    ("cdn_tasks", "gauge", "Tasks created within the lookback window, by current status. Cached: refreshed from the vendor API at most every min_refresh_interval and within the rate budget; cdn_vendor_data_age_seconds says how old."),
+    ("cdn_task_urls", "gauge", "URLs in the tasks counted by cdn_tasks. Cached: refreshed from the vendor API at most every min_refresh_interval and within the rate budget; cdn_vendor_data_age_seconds says how old."),
+    ("cdn_tasks_finished_total", "counter", "Tasks seen finished for the first time, by final status. Tasks already finished when the exporter first synced an account are a baseline and not counted."),
+    ("cdn_task_completion_ratio", "gauge", "Finished share of the tasks in the window, crediting vendor-reported progress of unfinished ones; NaN when there are none. Cached: refreshed from the vendor API at most every min_refresh_interval and within the rate budget; cdn_vendor_data_age_seconds says how old."),
+    ("cdn_task_success_ratio", "gauge", "Successful share of the finished tasks in the window; NaN when none finished. Cached: refreshed from the vendor API at most every min_refresh_interval and within the rate budget; cdn_vendor_data_age_seconds says how old."),
+    ("cdn_quota_limit", "gauge", "Daily task quota the vendor grants, where it reports one. Cached: refreshed from the vendor API at most every quota_interval; cdn_vendor_data_age_seconds says how old."),
+    ("cdn_quota_remaining", "gauge", "Daily task quota left, where the vendor reports it. Cached: refreshed from the vendor API at most every quota_interval; cdn_vendor_data_age_seconds says how old."),
+    ("cdn_vendor_up", "gauge", "1 if the last refresh of the account reached the vendor and every answer was usable (throttling leaves it unchanged)."),
+    ("cdn_vendor_last_success_timestamp_seconds", "gauge", "Unix time the last fully successful refresh started; 0 before the first."),
+    ("cdn_vendor_api_requests_total", "counter", "Requests sent to the vendor API, by API and outcome."),
+    ("cdn_vendor_api_request_duration_seconds", "histogram", "Duration of vendor API requests, body included."),
+    ("cdn_cache_tasks", "gauge", "Tasks held in the account's cache."),
+    ("cdn_cache_tasks_dropped_total", "counter", "Tasks evicted because the account's cache hit max_tasks."),
+];
+
+/// The cached families of one account.
+fn render_account(a: &Account, l: &Labels, s: &Snapshot) -> [String; CACHED_FAMILIES] {
+    let mut f: [String; CACHED_FAMILIES] = Default::default();
+    for (t, lt) in &l.by_type {
+        let ti = t.index();
+        for (st, sl) in STATUS_LABELS.iter().enumerate() {
+            line(
+                &mut f[Cached::Tasks as usize],
+                "cdn_tasks",
+                lt,
+                sl,
+                s.aggregates.tasks[ti][st],
+            );
+            line(
+                &mut f[Cached::Urls as usize],
+                "cdn_task_urls",
+                lt,
+                sl,
+                s.aggregates.urls[ti][st],
+            );
+        }
+        let fin = &mut f[Cached::Finished as usize];
+        line(
+            fin,
+            "cdn_tasks_finished_total",
+            lt,
+            STATUS_LABELS[TaskStatus::Success.index()],
+            s.finished[ti][0],
+        );
+        line(
+            fin,
+            "cdn_tasks_finished_total",
+            lt,
+            STATUS_LABELS[TaskStatus::Failed.index()],
+            s.finished[ti][1],
+        );
+        let row = &s.aggregates.tasks[ti];
+        let total: u64 = row.iter().sum();
+        let completion = if total == 0 {
+            f64::NAN
+        } else {
+            s.aggregates.completion[ti] / total as f64
+        };
+        line_f(
+            &mut f[Cached::Completion as usize],
+            "cdn_task_completion_ratio",
+            lt,
             "",
-            a.stats.scrape_seconds.get(),
+            completion,
+        );
+        let (ok, failed) = (
+            row[TaskStatus::Success.index()],
+            row[TaskStatus::Failed.index()],
+        );
+        let success = if ok + failed == 0 {
+            f64::NAN
+        } else {
+            ok as f64 / (ok + failed) as f64
+        };
+        line_f(
+            &mut f[Cached::Success as usize],
+            "cdn_task_success_ratio",
+            lt,
+            "",
+            success,
         );
     }
-    header(
-        &mut out,
+    for q in &s.quotas {
+        let extra = format!(",task_type=\"{}\"", q.task_type);
+        line_f(
+            &mut f[Cached::QuotaLimit as usize],
+            "cdn_quota_limit",
+            &l.account,
+            &extra,
+            q.limit,
+        );
+        line_f(
+            &mut f[Cached::QuotaRemaining as usize],
+            "cdn_quota_remaining",
+            &l.account,
+            &extra,
+            q.remaining,
+        );
+    }
+    line(
+        &mut f[Cached::Up as usize],
+        "cdn_vendor_up",
+        &l.account,
+        "",
+        u64::from(s.up),
+    );
+    line(
+        &mut f[Cached::LastSuccess as usize],
+        "cdn_vendor_last_success_timestamp_seconds",
+        &l.account,
+        "",
+        s.last_success.unwrap_or(0).max(0) as u64,
+    );
+    for (i, la) in l.by_api.iter().enumerate() {
+        for (o, ol) in Outcome::ALL.iter().zip(OUTCOME_LABELS) {
+            line(
+                &mut f[Cached::Requests as usize],
+                "cdn_vendor_api_requests_total",
+                la,
+                ol,
+                a.stats.get(i, *o),
+            );
+        }
+        histogram(
+            &mut f[Cached::Latency as usize],
+            "cdn_vendor_api_request_duration_seconds",
+            la,
+            &a.stats.latency[i],
+        );
+    }
+    line(
+        &mut f[Cached::CacheTasks as usize],
         "cdn_cache_tasks",
-        "gauge",
-        "Tasks held in the account's cache.",
+        &l.account,
+        "",
+        s.cache_tasks as u64,
     );
-    for (_, l, s) in &accounts {
-        line(
-            &mut out,
-            "cdn_cache_tasks",
-            &l.account,
-            "",
-            s.cache_tasks as u64,
-        );
-    }
-    header(
-        &mut out,
+    line(
+        &mut f[Cached::CacheDropped as usize],
         "cdn_cache_tasks_dropped_total",
-        "counter",
-        "Tasks evicted because the account's cache hit max_tasks.",
+        &l.account,
+        "",
+        s.cache_dropped,
     );
-    for (_, l, s) in &accounts {
-        line(
-            &mut out,
-            "cdn_cache_tasks_dropped_total",
-            &l.account,
-            "",
-            s.cache_dropped,
-        );
-    }
-    header(
-        &mut out,
-        "cdn_exporter_build_info",
-        "gauge",
-        "Build of the running exporter; always 1.",
-    );
-    let _ = writeln!(
-        out,
-        "cdn_exporter_build_info{{version=\"{}\",revision=\"{}\",rustc=\"{}\"}} 1",
-        env!("CARGO_PKG_VERSION"),
-        env!("CDN_EXPORTER_REVISION"),
-        env!("CDN_EXPORTER_RUSTC")
-    );
-    process_metrics(&mut out);
-    out
+    f
 }
 
 /// The standard `process_*` families, from the `prometheus` crate.

@@ -73,6 +73,7 @@ async fn fifty_concurrent_scrapes_share_one_refresh_per_account() {
         collector: c.clone(),
         scrape_timeout: Duration::from_secs(10),
         scrape_timeout_margin: Duration::from_millis(500),
+        renderer: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -491,4 +492,65 @@ async fn a_failing_account_does_not_affect_the_others() {
         "cdn_tasks{vendor=\"testing\",account=\"good\",task_type=\"prefetch\",status=\"success\"}"
     ));
     let _ = TaskStatus::ALL;
+}
+
+/// The renderer's per-account cache never serves stale text: after every
+/// refresh, request and skip its output equals a render from scratch.
+#[tokio::test(start_paused = true)]
+async fn cached_rendering_always_equals_a_fresh_render() {
+    let clock: SharedClock = Arc::new(TokioClock::starting_at(T0));
+    let world = World::new(clock.clone());
+    world.with_traffic(
+        Traffic {
+            seed: 4,
+            tasks_per_hour: 600.0,
+            ..Traffic::default()
+        },
+        Duration::from_secs(3600),
+    );
+    let sim = TestingSim::new(world, "tok");
+    let mut yaml = String::from("accounts:\n");
+    for name in ["a", "b", "c"] {
+        yaml.push_str(&account_yaml(
+            name,
+            "http://sim",
+            "    min_refresh_interval: 30s\n",
+        ));
+    }
+    let c = collector(
+        &yaml,
+        Arc::new(RouterTransport::new(sim.clone().router())),
+        clock.clone(),
+    );
+    let renderer = metrics::Renderer::new();
+    let mut changed = 0;
+    let mut previous = String::new();
+    for step in 0..20 {
+        sim.control.set_fault(if step % 7 == 3 {
+            Fault::ServerError
+        } else {
+            Fault::None
+        });
+        c.collect(Instant::now() + Duration::from_secs(9)).await;
+        // process_* (RSS, CPU) legitimately differ between two renders.
+        let strip = |t: String| {
+            t.lines()
+                .filter(|l| !l.starts_with("process_"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let cached = strip(renderer.render(&c, clock.unix()));
+        let fresh = strip(metrics::render(&c, clock.unix()));
+        if let Some((a, b)) = cached.lines().zip(fresh.lines()).find(|(a, b)| a != b) {
+            panic!("step {step}: cached line {a:?} != fresh line {b:?}");
+        }
+        assert_eq!(cached.len(), fresh.len(), "step {step}");
+        changed += usize::from(cached != previous);
+        previous = cached;
+        tokio::time::advance(Duration::from_secs(13)).await;
+    }
+    assert!(
+        changed > 10,
+        "the output did change over time ({changed} times)"
+    );
 }

@@ -307,6 +307,7 @@ impl Account {
             last_error,
         };
         *self.snapshot.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(snap);
+        self.stats.touch();
     }
 }
 

@@ -87,6 +87,9 @@ pub struct ApiStats {
     pub skipped: [AtomicU64; 2],
     /// Seconds the last scrape spent on this account.
     pub scrape_seconds: Gauge,
+    /// Bumped whenever a request is counted or a refresh publishes, so the
+    /// renderer re-renders only accounts that changed.
+    generation: AtomicU64,
 }
 
 impl ApiStats {
@@ -100,12 +103,24 @@ impl ApiStats {
                 .collect(),
             skipped: Default::default(),
             scrape_seconds: Gauge::default(),
+            generation: AtomicU64::new(1),
         }
     }
 
     /// Counts one request.
     pub fn count(&self, api: usize, outcome: crate::vendors::Outcome) {
         self.requests[api][outcome.index()].fetch_add(1, Ordering::Relaxed);
+        self.touch();
+    }
+
+    /// Marks the account changed (see [`ApiStats::generation`]).
+    pub fn touch(&self) {
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// Changes whenever the counted requests or the published snapshot do.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// Requests of `api` with `outcome` so far.
