@@ -117,6 +117,18 @@ fn render_bench() {
             times.push(t.elapsed());
         }
         report("steady state (unchanged accounts reuse their text)", times);
+        // Typical: a quarter of the accounts changed since the last scrape
+        // (60 s refresh interval, 15 s scrapes).
+        let mut times = Vec::new();
+        for i in 0..200 {
+            for a in c.accounts.iter().skip(i % 4).step_by(4) {
+                a.stats.touch();
+            }
+            let t = Instant::now();
+            std::hint::black_box(renderer.render(&c, clock.unix()));
+            times.push(t.elapsed());
+        }
+        report("typical (a quarter of the accounts changed)", times);
         // Worst case: every account changed since the last scrape.
         let mut times = Vec::new();
         for _ in 0..200 {

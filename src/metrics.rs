@@ -359,7 +359,27 @@ const FAMILIES: [(&str, &str, &str); CACHED_FAMILIES] = [
 
 /// The cached families of one account.
 fn render_account(a: &Account, l: &Labels, s: &Snapshot) -> [String; CACHED_FAMILIES] {
-    let mut f: [String; CACHED_FAMILIES] = Default::default();
+    // Sized up front from the line counts: growing 13 strings by doubling
+    // costs more than writing them.
+    let per_line = l.account.len() + 60;
+    let (types, apis) = (l.by_type.len(), l.by_api.len());
+    let lines = [
+        types * 5,
+        types * 5,
+        types * 2,
+        types,
+        types,
+        s.quotas.len(),
+        s.quotas.len(),
+        1,
+        1,
+        apis * 8,
+        apis * 12,
+        1,
+        1,
+    ];
+    let mut f: [String; CACHED_FAMILIES] =
+        std::array::from_fn(|i| String::with_capacity(lines[i] * per_line));
     for (t, lt) in &l.by_type {
         let ti = t.index();
         for (st, sl) in STATUS_LABELS.iter().enumerate() {
