@@ -56,7 +56,10 @@ accounts:
     .await
     .unwrap();
     let text = tokio::task::block_in_place(|| {
-        exp.scrape_until_synced(&[("vendor", "aliyun"), ("account", "cn")], Duration::from_secs(25))
+        exp.scrape_until_synced(
+            &[("vendor", "aliyun"), ("account", "cn")],
+            Duration::from_secs(25),
+        )
     });
     let m = parse_metrics(&text);
     let truth = sim.truth(sim.world.now() - 86_400);

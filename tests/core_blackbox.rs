@@ -55,7 +55,10 @@ accounts:
     // The first sync pages through ~2,400 tasks within the budget; scrape
     // until it has completed once.
     let text = tokio::task::block_in_place(|| {
-        exp.scrape_until_synced(&[("vendor", "testing"), ("account", "shop")], Duration::from_secs(60))
+        exp.scrape_until_synced(
+            &[("vendor", "testing"), ("account", "shop")],
+            Duration::from_secs(60),
+        )
     });
     let m = parse_metrics(&text);
     let labels = |t: TaskType, s: TaskStatus| {

@@ -71,7 +71,10 @@ accounts:
     .await
     .unwrap();
     let text = tokio::task::block_in_place(|| {
-        exp.scrape_until_synced(&[("vendor", "ucloud"), ("account", "uc")], Duration::from_secs(60))
+        exp.scrape_until_synced(
+            &[("vendor", "ucloud"), ("account", "uc")],
+            Duration::from_secs(60),
+        )
     });
     let m = parse_metrics(&text);
     let from = world.now() - 86_400;

@@ -136,7 +136,12 @@ impl Exporter {
         let mut text = String::new();
         let synced = eventually(timeout, || {
             text = self.scrape(Some("10"));
-            value(&parse_metrics(&text), "cdn_vendor_last_success_timestamp_seconds", labels).is_some_and(|v| v > 0.0)
+            value(
+                &parse_metrics(&text),
+                "cdn_vendor_last_success_timestamp_seconds",
+                labels,
+            )
+            .is_some_and(|v| v > 0.0)
         });
         assert!(synced, "first sync never completed: {}", self.logs());
         text
