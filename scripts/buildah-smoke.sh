@@ -144,9 +144,9 @@ step "scrape: GET http://127.0.0.1:$PORT/metrics"
 body=$(curl -fsS -D "$STORE/headers" -H 'X-Prometheus-Scrape-Timeout-Seconds: 5' "http://127.0.0.1:$PORT/metrics")
 head -1 "$STORE/headers"
 grep -i '^content-type' "$STORE/headers"
-echo "$body" | grep -E '^cdn_(vendor_up|exporter_build_info)' | head -5
+grep -E '^cdn_(vendor_up|exporter_build_info)' <<<"$body" | head -5 || true
 echo "... $(echo "$body" | grep -c '^cdn_') cdn_* samples, $(echo "$body" | wc -l) lines"
-echo "$body" | grep -q '^cdn_vendor_up{' || { echo "no cdn_vendor_up in the scrape"; exit 1; }
+grep -q '^cdn_vendor_up{' <<<"$body" || { echo "no cdn_vendor_up in the scrape"; exit 1; }
 
 step "stop"
 kill "$exporter_pid"
