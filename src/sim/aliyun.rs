@@ -203,20 +203,7 @@ impl AliyunSim {
                     "The request signature does not conform to Aliyun standards.",
                 ));
             }
-            if ak != self.access_key_id {
-                return Err(error(
-                    404,
-                    "InvalidAccessKeyId.NotFound",
-                    "Specified access key is not found.",
-                ));
-            }
-            if parse_time(date).is_none_or(|t| (t - now).abs() > ACS3_SKEW) {
-                return Err(error(
-                    400,
-                    "InvalidTimeStamp.Expired",
-                    "Specified time stamp or date value is expired.",
-                ));
-            }
+            check_key_and_time(&self.access_key_id, &ak, date, ACS3_SKEW, now)?;
             let signed: Vec<(String, String)> = signed_headers
                 .split(';')
                 .filter(|h| !h.is_empty())
@@ -269,20 +256,7 @@ impl AliyunSim {
                     "The request signature does not conform to Aliyun standards.",
                 ));
             };
-            if ak != self.access_key_id {
-                return Err(error(
-                    404,
-                    "InvalidAccessKeyId.NotFound",
-                    "Specified access key is not found.",
-                ));
-            }
-            if parse_time(ts).is_none_or(|t| (t - now).abs() > V1_SKEW) {
-                return Err(error(
-                    400,
-                    "InvalidTimeStamp.Expired",
-                    "Specified time stamp or date value is expired.",
-                ));
-            }
+            check_key_and_time(&self.access_key_id, ak, ts, V1_SKEW, now)?;
             let unsigned: Vec<(String, String)> = params
                 .iter()
                 .filter(|(k, _)| k != "Signature")
@@ -552,6 +526,31 @@ fn ok_list(
         StatusCode::OK,
         serde_json::to_value(body).unwrap_or_default(),
     )
+}
+
+/// The checks both signature schemes share: a known key, a fresh timestamp.
+fn check_key_and_time(
+    known: &str,
+    ak: &str,
+    time: &str,
+    skew: i64,
+    now: i64,
+) -> Result<(), Answer> {
+    if ak != known {
+        return Err(error(
+            404,
+            "InvalidAccessKeyId.NotFound",
+            "Specified access key is not found.",
+        ));
+    }
+    if parse_time(time).is_none_or(|t| (t - now).abs() > skew) {
+        return Err(error(
+            400,
+            "InvalidTimeStamp.Expired",
+            "Specified time stamp or date value is expired.",
+        ));
+    }
+    Ok(())
 }
 
 fn error(status: u16, code: &str, message: &str) -> Answer {
