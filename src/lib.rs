@@ -11,6 +11,7 @@ pub mod demo;
 pub mod http;
 pub mod metrics;
 pub mod secret;
+pub mod server;
 pub mod sim;
 pub mod task;
 pub mod vendors;

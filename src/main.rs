@@ -2,11 +2,12 @@
 //! and hand over to `app`.
 
 use anyhow::Context;
-use cdn_task_exporter::{app, clock, config, demo, http, web_config};
+use cdn_task_exporter::{app, clock, config, demo, http, server, web_config};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Prometheus exporter for CDN purge and prefetch tasks.
 #[derive(Debug, Parser)]
@@ -40,6 +41,17 @@ struct Cli {
     /// probes need no credentials. `--web.health-without-auth=false` protects them too.
     #[arg(long = "web.health-without-auth", default_value_t = true, action = clap::ArgAction::Set, global = true)]
     health_without_auth: bool,
+    /// Longest time from accepting a connection to a complete request head,
+    /// TLS handshake included; slower clients are disconnected.
+    #[arg(long = "web.read-header-timeout", default_value = "10s", value_parser = positive_duration, global = true)]
+    read_header_timeout: Duration,
+    /// Keep-alive connections idle this long are closed.
+    #[arg(long = "web.idle-timeout", default_value = "2m", value_parser = positive_duration, global = true)]
+    idle_timeout: Duration,
+    /// Open connections at most; at the cap an idle connection is closed to
+    /// make room, or new ones wait while every connection is busy.
+    #[arg(long = "web.max-connections", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    max_connections: u32,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -72,6 +84,24 @@ enum Command {
         #[arg(long = "refresh-interval", default_value = "15s", value_parser = humantime::parse_duration)]
         refresh_interval: std::time::Duration,
     },
+}
+
+fn positive_duration(s: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(s) {
+        Ok(d) if d > Duration::ZERO => Ok(d),
+        Ok(_) => Err("must be greater than zero".into()),
+        Err(e) => Err(format!("{e} (examples: 10s, 2m, 500ms)")),
+    }
+}
+
+impl Cli {
+    fn limits(&self) -> server::Limits {
+        server::Limits {
+            read_header_timeout: self.read_header_timeout,
+            idle_timeout: self.idle_timeout,
+            max_connections: self.max_connections as usize,
+        }
+    }
 }
 
 fn init_logging(level: &str, format: LogFormat) -> anyhow::Result<()> {
@@ -220,12 +250,45 @@ async fn serve(
         accounts = config.accounts.len(),
         tls = web.tls.is_some(),
         basic_auth = !web.basic_auth_users.is_empty(),
+        read_header_timeout = ?cli.read_header_timeout,
+        idle_timeout = ?cli.idle_timeout,
+        max_connections = cli.max_connections,
         "listening"
     );
     let router = app::secure(app::router(state), &web, cli.health_without_auth);
-    match web.tls {
-        Some(tls) => app::run_tls(listener, tls, router, app::shutdown_signal()).await?,
-        None => app::run(listener, router, app::shutdown_signal()).await?,
-    }
+    server::serve(
+        listener,
+        web.tls,
+        router,
+        cli.limits(),
+        app::shutdown_signal(),
+    )
+    .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flag_defaults_are_the_server_defaults() {
+        let cli = Cli::parse_from(["cdn-task-exporter"]);
+        assert_eq!(cli.limits(), server::Limits::default());
+    }
+
+    #[test]
+    fn zero_limits_are_refused() {
+        for flag in [
+            "--web.read-header-timeout=0s",
+            "--web.idle-timeout=0s",
+            "--web.max-connections=0",
+            "--web.idle-timeout=soon",
+        ] {
+            assert!(
+                Cli::try_parse_from(["cdn-task-exporter", flag]).is_err(),
+                "{flag}"
+            );
+        }
+    }
 }
