@@ -356,7 +356,7 @@ async fn serve_with_log_interval(
                     continue;
                 }
             },
-            _ = stopped.wait_for(|s| *s) => break,
+            _ = until_stopped(&mut stopped) => break,
         };
         let accepted = Instant::now();
         let permit = match slots.clone().try_acquire_owned() {
@@ -370,7 +370,7 @@ async fn serve_with_log_interval(
                     tokio::select! {
                         p = slots.clone().acquire_owned() => break p.ok(),
                         _ = tokio::time::sleep(Duration::from_millis(50)) => {}
-                        _ = stopped.wait_for(|s| *s) => break None,
+                        _ = until_stopped(&mut stopped) => break None,
                     }
                 };
                 match permit {
@@ -408,6 +408,12 @@ async fn serve_with_log_interval(
         .acquire_many(limits.max_connections.try_into().unwrap_or(u32::MAX))
         .await;
     Ok(())
+}
+
+/// Resolves once shutdown has begun (never holds the watch's lock across
+/// an await, which would make the server future `!Send`).
+async fn until_stopped(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
 }
 
 /// Removes a connection from the registry when its task ends.
@@ -456,7 +462,7 @@ async fn connection(
             shared.reject(Reason::MaxConnections);
             None
         }
-        _ = stopped.wait_for(|s| *s) => None,
+        _ = until_stopped(&mut stopped) => None,
     };
     if let Some(stream) = stream {
         http(stream, shared, conn).await;
@@ -535,7 +541,7 @@ where
                     break;
                 }
             }
-            _ = stopped.wait_for(|s| *s), if !draining => {
+            _ = until_stopped(&mut stopped), if !draining => {
                 draining = true;
                 if conn.served() == 0 && !conn.is_busy() {
                     return;
