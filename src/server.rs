@@ -38,6 +38,8 @@ pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 pub const MAX_BODY_BYTES: u64 = 16 * 1024;
 /// Lines about closed connections are logged at most this often.
 pub const LOG_INTERVAL: Duration = Duration::from_secs(10);
+/// A wave's line waits this long after its first event, gathering counts.
+const WAVE_GATHER: Duration = Duration::from_secs(1);
 /// How long a keep-alive connection being closed may take to flush.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
@@ -231,41 +233,49 @@ impl Conn {
 }
 
 impl Shared {
+    fn new(limits: Limits, router: Router, shutdown: watch::Receiver<bool>) -> Self {
+        Shared {
+            limits,
+            router,
+            conns: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(0),
+            log: Mutex::new(WaveLog::default()),
+            log_interval: LOG_INTERVAL,
+            shutdown,
+        }
+    }
+
     /// Counts and logs (rate-limited) a connection closed for `reason`.
     fn reject(self: &Arc<Self>, reason: Reason) {
         REJECTED[reason as usize].fetch_add(1, Ordering::Relaxed);
         self.wave(|w| w.pending[reason as usize] += 1);
     }
 
-    /// Records an event in the wave log and logs now if the last line is
-    /// older than the interval, else once the interval has passed.
+    /// Records an event in the wave log. The line comes a moment after the
+    /// first event of a wave (so that it carries the wave's counts), and at
+    /// most once per interval.
     fn wave(self: &Arc<Self>, event: impl FnOnce(&mut WaveLog)) {
         let mut w = self.log.lock().unwrap_or_else(|e| e.into_inner());
         event(&mut w);
-        let now = Instant::now();
-        match w.last {
-            Some(last) if now < last + self.log_interval => {
-                if !w.flush_scheduled {
-                    w.flush_scheduled = true;
-                    let shared = self.clone();
-                    tokio::spawn(async move {
-                        tokio::time::sleep_until(last + shared.log_interval).await;
-                        let mut w = shared.log.lock().unwrap_or_else(|e| e.into_inner());
-                        w.flush_scheduled = false;
-                        if let Some((line, quiet)) = w.take_line() {
-                            w.last = Some(Instant::now());
-                            log_wave(&line, quiet);
-                        }
-                    });
-                }
-            }
-            _ => {
-                if let Some((line, quiet)) = w.take_line() {
-                    w.last = Some(now);
-                    log_wave(&line, quiet);
-                }
-            }
+        if w.flush_scheduled {
+            return;
         }
+        w.flush_scheduled = true;
+        let soon = Instant::now() + WAVE_GATHER;
+        let at = match w.last {
+            Some(last) => soon.max(last + self.log_interval),
+            None => soon,
+        };
+        let shared = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep_until(at).await;
+            let mut w = shared.log.lock().unwrap_or_else(|e| e.into_inner());
+            w.flush_scheduled = false;
+            if let Some((line, quiet)) = w.take_line() {
+                w.last = Some(Instant::now());
+                log_wave(&line, quiet);
+            }
+        });
     }
 
     /// Asks the best idle connection to close: never-served ones first
@@ -310,17 +320,6 @@ pub async fn serve(
     limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    serve_with_log_interval(listener, tls, router, limits, shutdown, LOG_INTERVAL).await
-}
-
-async fn serve_with_log_interval(
-    listener: TcpListener,
-    tls: Option<Arc<rustls::ServerConfig>>,
-    router: Router,
-    limits: Limits,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-    log_interval: Duration,
-) -> std::io::Result<()> {
     if limits.max_connections == 0 {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
@@ -332,15 +331,7 @@ async fn serve_with_log_interval(
         shutdown.await;
         let _ = stop.send(true);
     });
-    let shared = Arc::new(Shared {
-        limits,
-        router,
-        conns: Mutex::new(HashMap::new()),
-        next_id: AtomicU64::new(0),
-        log: Mutex::new(WaveLog::default()),
-        log_interval,
-        shutdown: stopped.clone(),
-    });
+    let shared = Arc::new(Shared::new(limits, router, stopped.clone()));
     let tls = tls.map(tokio_rustls::TlsAcceptor::from);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let mut stopped = stopped;
@@ -631,5 +622,95 @@ impl HttpBody for Guarded {
 
     fn size_hint(&self) -> http_body::SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Captures formatted log lines.
+    #[derive(Clone, Default)]
+    struct Lines(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Lines {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Lines {
+        fn take(&self) -> Vec<String> {
+            let text = String::from_utf8(std::mem::take(&mut *self.0.lock().unwrap())).unwrap();
+            text.lines().map(str::to_owned).collect()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_log_line_per_wave_with_counts_at_most_every_interval() {
+        let lines = Lines::default();
+        let sink = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || sink.clone())
+            .with_ansi(false)
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let (_stop, stopped) = watch::channel(false);
+        let shared = Arc::new(Shared::new(Limits::default(), Router::new(), stopped));
+
+        // A wave: one line a moment later, with every count of the wave.
+        for _ in 0..3 {
+            shared.reject(Reason::HeaderTimeout);
+        }
+        shared.wave(|w| w.cap_hits += 1);
+        shared.reject(Reason::MaxConnections);
+        tokio::time::sleep(WAVE_GATHER / 2).await;
+        assert!(
+            lines.take().is_empty(),
+            "logged before the wave was gathered"
+        );
+        tokio::time::sleep(WAVE_GATHER).await;
+        let got = lines.take();
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(got[0].contains("WARN"), "{got:?}");
+        assert!(
+            got[0].contains("max_connections=1 header_timeout=3 cap_hits=1"),
+            "{got:?}"
+        );
+
+        // The next wave, 2 s later, waits for the interval to pass.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        for _ in 0..5 {
+            shared.reject(Reason::IdleTimeout);
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        assert!(lines.take().is_empty(), "two lines within {LOG_INTERVAL:?}");
+        tokio::time::sleep(LOG_INTERVAL).await;
+        let got = lines.take();
+        assert_eq!(got.len(), 1, "{got:?}");
+        // Idle timeouts alone are routine: info, not warn.
+        assert!(
+            got[0].contains("INFO") && got[0].contains("idle_timeout=5"),
+            "{got:?}"
+        );
+        tokio::time::sleep(LOG_INTERVAL * 3).await;
+        assert!(lines.take().is_empty(), "a line without events");
+    }
+
+    #[test]
+    fn defaults_are_safe() {
+        let d = Limits::default();
+        // A scrape's head arrives in milliseconds; a stalled client gives
+        // its slot back within Prometheus' default scrape timeout (10 s).
+        assert!(d.read_header_timeout <= Duration::from_secs(10));
+        // Prometheus reuses its connection at intervals up to a minute.
+        assert!(d.idle_timeout > Duration::from_secs(60));
+        // Far below a usual 1024 open-file limit, far above a few Prometheus
+        // servers and a browser.
+        assert!((64..=1000).contains(&d.max_connections));
     }
 }
