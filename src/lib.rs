@@ -15,6 +15,7 @@ pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod secret;
+pub mod server;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod task;
