@@ -1,4 +1,4 @@
-//! Demo mode: the four simulated vendor APIs on loopback with steady,
+//! Demo mode: the simulated vendor APIs on loopback with steady,
 //! evolving traffic (purges and prefetches, a few percent failures, some
 //! stalls), and a generated config pointing the exporter at them — so a
 //! newcomer sees real data without cloud credentials. End-to-end tests use
@@ -59,7 +59,7 @@ impl Demo {
     }
 }
 
-/// Starts the four simulated vendors on 127.0.0.1 (free ports).
+/// Starts the simulated vendors on 127.0.0.1 (free ports).
 pub async fn start(opts: &DemoOptions) -> std::io::Result<Demo> {
     let clock: SharedClock = Arc::new(SystemClock);
     let mut worlds = Vec::new();
@@ -73,6 +73,7 @@ pub async fn start(opts: &DemoOptions) -> std::io::Result<Demo> {
         VendorKind::Aliyun,
         VendorKind::Ucloud,
         VendorKind::Cdnetworks,
+        VendorKind::Tencent,
     ];
     for (i, kind) in kinds.into_iter().enumerate() {
         let world = World::new(clock.clone());
@@ -102,6 +103,9 @@ pub async fn start(opts: &DemoOptions) -> std::io::Result<Demo> {
             VendorKind::Cdnetworks => {
                 sim::cdnetworks::CdnetworksSim::new(world.clone(), clock.clone(), id, secret)
                     .router()
+            }
+            VendorKind::Tencent => {
+                sim::tencent::TencentSim::new(world.clone(), id, secret).router()
             }
             VendorKind::Testing => sim::testing::TestingSim::new(world.clone(), secret).router(),
         };
@@ -141,7 +145,8 @@ mod tests {
                 VendorKind::Volcengine,
                 VendorKind::Aliyun,
                 VendorKind::Ucloud,
-                VendorKind::Cdnetworks
+                VendorKind::Cdnetworks,
+                VendorKind::Tencent
             ]
         );
         for (_, w) in &demo.worlds {

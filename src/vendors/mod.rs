@@ -11,6 +11,7 @@
 
 pub mod aliyun;
 pub mod cdnetworks;
+pub mod tencent;
 pub mod testing;
 pub mod ucloud;
 pub mod volcengine;
@@ -38,11 +39,13 @@ pub enum VendorKind {
     Volcengine,
     /// CDNetworks (Wangsu) content management.
     Cdnetworks,
+    /// Tencent Cloud CDN.
+    Tencent,
 }
 
 impl VendorKind {
     /// Names accepted in config, for error messages.
-    pub const NAMES: &'static str = "testing, volcengine, aliyun, ucloud, cdnetworks";
+    pub const NAMES: &'static str = "testing, volcengine, aliyun, ucloud, cdnetworks, tencent";
 
     /// The `vendor` label value.
     pub fn as_str(self) -> &'static str {
@@ -52,6 +55,7 @@ impl VendorKind {
             VendorKind::Aliyun => "aliyun",
             VendorKind::Volcengine => "volcengine",
             VendorKind::Cdnetworks => "cdnetworks",
+            VendorKind::Tencent => "tencent",
         }
     }
 
@@ -63,6 +67,7 @@ impl VendorKind {
             VendorKind::Aliyun => aliyun::APIS,
             VendorKind::Volcengine => volcengine::APIS,
             VendorKind::Cdnetworks => cdnetworks::APIS,
+            VendorKind::Tencent => tencent::APIS,
         }
     }
 
@@ -74,6 +79,7 @@ impl VendorKind {
             VendorKind::Aliyun => aliyun::MAX_LOOKBACK,
             VendorKind::Volcengine => volcengine::MAX_LOOKBACK,
             VendorKind::Cdnetworks => cdnetworks::MAX_LOOKBACK,
+            VendorKind::Tencent => tencent::MAX_LOOKBACK,
         }
     }
 
@@ -85,6 +91,7 @@ impl VendorKind {
             VendorKind::Aliyun => aliyun::DEFAULT_ENDPOINT,
             VendorKind::Volcengine => volcengine::DEFAULT_ENDPOINT,
             VendorKind::Cdnetworks => cdnetworks::DEFAULT_ENDPOINT,
+            VendorKind::Tencent => tencent::DEFAULT_ENDPOINT,
         }
     }
 
@@ -96,6 +103,7 @@ impl VendorKind {
             VendorKind::Aliyun => aliyun::TASK_TYPES,
             VendorKind::Volcengine => volcengine::TASK_TYPES,
             VendorKind::Cdnetworks => cdnetworks::TASK_TYPES,
+            VendorKind::Tencent => tencent::TASK_TYPES,
         }
     }
 
@@ -109,6 +117,7 @@ impl VendorKind {
                 volcengine::parse_options(options).map(VendorOptions::Volcengine)
             }
             VendorKind::Cdnetworks => parse_options_as(options).map(VendorOptions::Cdnetworks),
+            VendorKind::Tencent => tencent::parse_options(options).map(VendorOptions::Tencent),
         }
     }
 }
@@ -127,6 +136,7 @@ pub enum VendorOptions {
     Aliyun(aliyun::Options),
     Volcengine(volcengine::Options),
     Cdnetworks(cdnetworks::Options),
+    Tencent(tencent::Options),
 }
 
 /// An invalid `options:` key: the dotted path below `options` and why.
@@ -456,6 +466,7 @@ pub fn instantiate(ctx: VendorContext) -> Arc<dyn Vendor> {
         VendorOptions::Aliyun(opts) => Arc::new(aliyun::AliyunVendor::new(ctx, opts)),
         VendorOptions::Volcengine(opts) => Arc::new(volcengine::VolcengineVendor::new(ctx, opts)),
         VendorOptions::Cdnetworks(opts) => Arc::new(cdnetworks::CdnetworksVendor::new(ctx, opts)),
+        VendorOptions::Tencent(opts) => Arc::new(tencent::TencentVendor::new(ctx, opts)),
     }
 }
 
