@@ -54,7 +54,7 @@ enum LogFormat {
 enum Command {
     /// Validate the configuration and exit (non-zero on any problem).
     CheckConfig,
-    /// Run against the four simulated vendors on loopback (no credentials needed).
+    /// Run against the simulated vendors on loopback (no credentials needed).
     Demo {
         /// Seed of the simulated traffic.
         #[arg(long, default_value_t = 1)]
