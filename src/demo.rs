@@ -1,4 +1,4 @@
-//! Demo mode: the four simulated vendor APIs on loopback with steady,
+//! Demo mode: every simulated vendor API on loopback with steady,
 //! evolving traffic (purges and prefetches, a few percent failures, some
 //! stalls), and a generated config pointing the exporter at them — so a
 //! newcomer sees real data without cloud credentials. End-to-end tests use
@@ -59,7 +59,10 @@ impl Demo {
     }
 }
 
-/// Starts the four simulated vendors on 127.0.0.1 (free ports).
+/// The simulated CloudFront distributions.
+pub const DEMO_DISTRIBUTIONS: &[&str] = &["EDEMO1EXAMPLE01", "EDEMO2EXAMPLE02"];
+
+/// Starts the simulated vendors on 127.0.0.1 (free ports).
 pub async fn start(opts: &DemoOptions) -> std::io::Result<Demo> {
     let clock: SharedClock = Arc::new(SystemClock);
     let mut worlds = Vec::new();
@@ -73,6 +76,7 @@ pub async fn start(opts: &DemoOptions) -> std::io::Result<Demo> {
         VendorKind::Aliyun,
         VendorKind::Ucloud,
         VendorKind::Cdnetworks,
+        VendorKind::Cloudfront,
     ];
     for (i, kind) in kinds.into_iter().enumerate() {
         let world = World::new(clock.clone());
@@ -103,12 +107,22 @@ pub async fn start(opts: &DemoOptions) -> std::io::Result<Demo> {
                 sim::cdnetworks::CdnetworksSim::new(world.clone(), clock.clone(), id, secret)
                     .router()
             }
+            VendorKind::Cloudfront => {
+                sim::cloudfront::CloudfrontSim::new(world.clone(), id, secret, DEMO_DISTRIBUTIONS)
+                    .router()
+            }
             VendorKind::Testing => sim::testing::TestingSim::new(world.clone(), secret).router(),
         };
         let (addr, _) = sim::serve(router).await?;
         let options = match kind {
-            VendorKind::Volcengine => "\n    options: { cloud_account_ids: [demo-cloud-account] }",
-            _ => "",
+            VendorKind::Volcengine => {
+                "\n    options: { cloud_account_ids: [demo-cloud-account] }".to_owned()
+            }
+            VendorKind::Cloudfront => format!(
+                "\n    options: {{ distribution_ids: [{}] }}",
+                DEMO_DISTRIBUTIONS.join(", ")
+            ),
+            _ => String::new(),
         };
         yaml.push_str(&format!(
             "  - name: demo-{kind}\n    vendor: {kind}\n    endpoint: http://{addr}\n    credentials: {{ id: {id}, secret: {secret} }}{options}\n"
@@ -141,7 +155,8 @@ mod tests {
                 VendorKind::Volcengine,
                 VendorKind::Aliyun,
                 VendorKind::Ucloud,
-                VendorKind::Cdnetworks
+                VendorKind::Cdnetworks,
+                VendorKind::Cloudfront
             ]
         );
         for (_, w) in &demo.worlds {

@@ -11,6 +11,8 @@
 
 pub mod aliyun;
 pub mod cdnetworks;
+pub mod cloudfront;
+pub mod sigv4;
 pub mod testing;
 pub mod ucloud;
 pub mod volcengine;
@@ -38,11 +40,13 @@ pub enum VendorKind {
     Volcengine,
     /// CDNetworks (Wangsu) content management.
     Cdnetworks,
+    /// AWS CloudFront invalidations.
+    Cloudfront,
 }
 
 impl VendorKind {
     /// Names accepted in config, for error messages.
-    pub const NAMES: &'static str = "testing, volcengine, aliyun, ucloud, cdnetworks";
+    pub const NAMES: &'static str = "testing, volcengine, aliyun, ucloud, cdnetworks, cloudfront";
 
     /// The `vendor` label value.
     pub fn as_str(self) -> &'static str {
@@ -52,6 +56,7 @@ impl VendorKind {
             VendorKind::Aliyun => "aliyun",
             VendorKind::Volcengine => "volcengine",
             VendorKind::Cdnetworks => "cdnetworks",
+            VendorKind::Cloudfront => "cloudfront",
         }
     }
 
@@ -63,6 +68,7 @@ impl VendorKind {
             VendorKind::Aliyun => aliyun::APIS,
             VendorKind::Volcengine => volcengine::APIS,
             VendorKind::Cdnetworks => cdnetworks::APIS,
+            VendorKind::Cloudfront => cloudfront::APIS,
         }
     }
 
@@ -74,6 +80,7 @@ impl VendorKind {
             VendorKind::Aliyun => aliyun::MAX_LOOKBACK,
             VendorKind::Volcengine => volcengine::MAX_LOOKBACK,
             VendorKind::Cdnetworks => cdnetworks::MAX_LOOKBACK,
+            VendorKind::Cloudfront => cloudfront::MAX_LOOKBACK,
         }
     }
 
@@ -85,6 +92,7 @@ impl VendorKind {
             VendorKind::Aliyun => aliyun::DEFAULT_ENDPOINT,
             VendorKind::Volcengine => volcengine::DEFAULT_ENDPOINT,
             VendorKind::Cdnetworks => cdnetworks::DEFAULT_ENDPOINT,
+            VendorKind::Cloudfront => cloudfront::DEFAULT_ENDPOINT,
         }
     }
 
@@ -96,6 +104,7 @@ impl VendorKind {
             VendorKind::Aliyun => aliyun::TASK_TYPES,
             VendorKind::Volcengine => volcengine::TASK_TYPES,
             VendorKind::Cdnetworks => cdnetworks::TASK_TYPES,
+            VendorKind::Cloudfront => cloudfront::TASK_TYPES,
         }
     }
 
@@ -109,6 +118,9 @@ impl VendorKind {
                 volcengine::parse_options(options).map(VendorOptions::Volcengine)
             }
             VendorKind::Cdnetworks => parse_options_as(options).map(VendorOptions::Cdnetworks),
+            VendorKind::Cloudfront => {
+                cloudfront::parse_options(options).map(VendorOptions::Cloudfront)
+            }
         }
     }
 }
@@ -127,6 +139,7 @@ pub enum VendorOptions {
     Aliyun(aliyun::Options),
     Volcengine(volcengine::Options),
     Cdnetworks(cdnetworks::Options),
+    Cloudfront(cloudfront::Options),
 }
 
 /// An invalid `options:` key: the dotted path below `options` and why.
@@ -456,6 +469,7 @@ pub fn instantiate(ctx: VendorContext) -> Arc<dyn Vendor> {
         VendorOptions::Aliyun(opts) => Arc::new(aliyun::AliyunVendor::new(ctx, opts)),
         VendorOptions::Volcengine(opts) => Arc::new(volcengine::VolcengineVendor::new(ctx, opts)),
         VendorOptions::Cdnetworks(opts) => Arc::new(cdnetworks::CdnetworksVendor::new(ctx, opts)),
+        VendorOptions::Cloudfront(opts) => Arc::new(cloudfront::CloudfrontVendor::new(ctx, opts)),
     }
 }
 
