@@ -65,14 +65,18 @@ accounts:
     .await
     .unwrap();
     let labels = [("vendor", "cloudfront"), ("account", "cf")];
-    let text = tokio::task::block_in_place(|| exp.scrape_until_synced(&labels, Duration::from_secs(90)));
+    let text =
+        tokio::task::block_in_place(|| exp.scrape_until_synced(&labels, Duration::from_secs(90)));
     let m = parse_metrics(&text);
     let from = world.now() - 86_400;
     let truth = sim.truth(from);
     let urls = sim.url_truth(from);
     let total: u64 = truth.values().sum();
     assert!(total > 80, "a realistic history: {total}");
-    assert!(truth.contains_key(&(TaskType::RefreshDir, TaskStatus::Running)) || truth.contains_key(&(TaskType::RefreshFile, TaskStatus::Running)));
+    assert!(
+        truth.contains_key(&(TaskType::RefreshDir, TaskStatus::Running))
+            || truth.contains_key(&(TaskType::RefreshFile, TaskStatus::Running))
+    );
     for t in TYPES {
         for s in TaskStatus::ALL {
             let l = [
@@ -84,17 +88,32 @@ accounts:
             let want = truth.get(&(t, s)).copied().unwrap_or(0) as f64;
             assert_eq!(value(&m, "cdn_tasks", &l), Some(want), "cdn_tasks {t}/{s}");
             let want = urls.get(&(t, s)).copied().unwrap_or(0) as f64;
-            assert_eq!(value(&m, "cdn_task_urls", &l), Some(want), "cdn_task_urls {t}/{s}");
+            assert_eq!(
+                value(&m, "cdn_task_urls", &l),
+                Some(want),
+                "cdn_task_urls {t}/{s}"
+            );
         }
-        let l = [("vendor", "cloudfront"), ("account", "cf"), ("task_type", t.as_str())];
-        let limit = if t == TaskType::RefreshFile { 3000.0 } else { 15.0 };
+        let l = [
+            ("vendor", "cloudfront"),
+            ("account", "cf"),
+            ("task_type", t.as_str()),
+        ];
+        let limit = if t == TaskType::RefreshFile {
+            3000.0
+        } else {
+            15.0
+        };
         assert_eq!(value(&m, "cdn_quota_limit", &l), Some(limit), "{t}");
         let rem = value(&m, "cdn_quota_remaining", &l).expect("remaining");
         assert!((0.0..=limit).contains(&rem), "{t}: {rem}");
     }
     assert_eq!(value(&m, "cdn_vendor_up", &labels), Some(1.0));
     let log = sim.control.received();
-    assert!(log.iter().all(|r| r.answer == "ok"), "every request accepted, none throttled");
+    assert!(
+        log.iter().all(|r| r.answer == "ok"),
+        "every request accepted, none throttled"
+    );
     tokio::task::block_in_place(|| common::promtool_check_metrics(&text));
     let logs = exp.logs();
     let (status, page) =
@@ -102,7 +121,10 @@ accounts:
     assert_eq!(status, 200);
     assert!(page.contains("cloudfront"), "{page}");
     for shown in [&logs, &text, &page] {
-        assert!(!shown.contains(SK) && !shown.contains(TOKEN), "secret leaked");
+        assert!(
+            !shown.contains(SK) && !shown.contains(TOKEN),
+            "secret leaked"
+        );
     }
     eprintln!(
         "cloudfront black box: {total} invalidations in truth, {} requests to the simulator",
@@ -154,6 +176,9 @@ accounts:
     );
     let (_, page) = tokio::task::block_in_place(|| common::http_get(&exp.addr, "/", &[])).unwrap();
     for shown in [&logs, &text, &page] {
-        assert!(!shown.contains(secret) && !shown.contains(TOKEN), "secret leaked");
+        assert!(
+            !shown.contains(secret) && !shown.contains(TOKEN),
+            "secret leaked"
+        );
     }
 }

@@ -92,7 +92,7 @@ pub fn invalidation_id(t: &SimTask) -> String {
     let mut s = String::from("I");
     for _ in 0..13 {
         s.push(ALPHABET[(h % 36) as usize] as char);
-        h = h / 36 ^ h.rotate_left(29);
+        h = (h / 36) ^ h.rotate_left(29);
     }
     s
 }
@@ -153,7 +153,12 @@ pub fn served(t: TaskType) -> bool {
 impl CloudfrontSim {
     /// A simulator accepting one key pair, enforcing its documented limits,
     /// with these distributions.
-    pub fn new(world: Arc<World>, access_key_id: &str, secret: &str, distributions: &[&str]) -> Self {
+    pub fn new(
+        world: Arc<World>,
+        access_key_id: &str,
+        secret: &str,
+        distributions: &[&str],
+    ) -> Self {
         let control = Control::new();
         for api in APIS {
             control.limit(api.name, api.limit);
@@ -244,7 +249,8 @@ impl CloudfrontSim {
         let mut m = HashMap::new();
         for t in self.world.list(from, now + 1, None, None) {
             if served(t.task_type) && !self.distribution_of(&t).is_empty() {
-                *m.entry((t.task_type, expected_status(&t, now))).or_insert(0) += 1;
+                *m.entry((t.task_type, expected_status(&t, now)))
+                    .or_insert(0) += 1;
             }
         }
         m
@@ -256,8 +262,8 @@ impl CloudfrontSim {
         let mut m = HashMap::new();
         for t in self.world.list(from, now + 1, None, None) {
             if served(t.task_type) {
-                *m.entry((t.task_type, expected_status(&t, now))).or_insert(0) +=
-                    t.urls.len() as u64;
+                *m.entry((t.task_type, expected_status(&t, now)))
+                    .or_insert(0) += t.urls.len() as u64;
             }
         }
         m
@@ -274,7 +280,14 @@ impl CloudfrontSim {
         let body = api::to_xml(&ErrorResponse {
             xmlns: Some(api::XMLNS.to_owned()),
             error: Some(WireError {
-                kind: Some(if status.is_server_error() { "Receiver" } else { "Sender" }.to_owned()),
+                kind: Some(
+                    if status.is_server_error() {
+                        "Receiver"
+                    } else {
+                        "Sender"
+                    }
+                    .to_owned(),
+                ),
                 code: Some(code.to_owned()),
                 message: Some(msg.to_owned()),
             }),
@@ -282,7 +295,10 @@ impl CloudfrontSim {
         });
         (
             status,
-            [("content-type", "text/xml"), ("x-amz-request-id", rid.as_str())],
+            [
+                ("content-type", "text/xml"),
+                ("x-amz-request-id", rid.as_str()),
+            ],
             body,
         )
             .into_response()
@@ -361,7 +377,10 @@ impl CloudfrontSim {
         if !scope_ok {
             return denied(
                 "SignatureDoesNotMatch",
-                &format!("Credential should be scoped to a valid region and service: {}", auth.credential_scope),
+                &format!(
+                    "Credential should be scoped to a valid region and service: {}",
+                    auth.credential_scope
+                ),
             );
         }
         let mut values = Vec::new();
@@ -372,7 +391,14 @@ impl CloudfrontSim {
                     &format!("The request signature names header {name}, which the request lacks."),
                 );
             };
-            values.push((name.clone(), if name == "host" { signed_host(&v).to_ascii_lowercase() } else { v }));
+            values.push((
+                name.clone(),
+                if name == "host" {
+                    signed_host(&v).to_ascii_lowercase()
+                } else {
+                    v
+                },
+            ));
         }
         let signed = canonical_pairs(values.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let body_hash = sigv4::sha256_hex(body);
@@ -563,8 +589,7 @@ async fn handle(
             "The specified distribution does not exist.",
         );
     }
-    if s
-        .denied
+    if s.denied
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .iter()
@@ -599,7 +624,10 @@ async fn handle(
     s.control.record_detail(api, "ok", &detail);
     let rid = s.request_id();
     (
-        [("content-type", "text/xml"), ("x-amz-request-id", rid.as_str())],
+        [
+            ("content-type", "text/xml"),
+            ("x-amz-request-id", rid.as_str()),
+        ],
         body,
     )
         .into_response()
@@ -627,12 +655,18 @@ mod tests {
         let t = task(
             "00ab",
             TaskType::RefreshDir,
-            &["https://www1.example.com/static/7/0.js", "https://www1.example.com/a.css"],
+            &[
+                "https://www1.example.com/static/7/0.js",
+                "https://www1.example.com/a.css",
+            ],
         );
         let id = invalidation_id(&t);
         assert_eq!(id.len(), 14);
         assert!(id.starts_with('I') && id.bytes().all(|b| b.is_ascii_alphanumeric()));
-        assert_ne!(id, invalidation_id(&task("00ac", TaskType::RefreshDir, &[])));
+        assert_ne!(
+            id,
+            invalidation_id(&task("00ac", TaskType::RefreshDir, &[]))
+        );
         assert_eq!(paths(&t), vec!["/static/7/*", "/*"]);
         let f = SimTask {
             task_type: TaskType::RefreshFile,

@@ -144,7 +144,13 @@ pub fn signed_host(host: &str) -> &str {
 }
 
 /// The key chain: kDate, kRegion, kService, kSigning.
-fn key_chain(scheme: &Scheme, secret: &str, date: &str, region: &str, service: &str) -> [Vec<u8>; 4] {
+fn key_chain(
+    scheme: &Scheme,
+    secret: &str,
+    date: &str,
+    region: &str,
+    service: &str,
+) -> [Vec<u8>; 4] {
     let first = format!("{}{secret}", scheme.key_prefix);
     let k_date = hmac(first.as_bytes(), date.as_bytes());
     let k_region = hmac(&k_date, region.as_bytes());
@@ -242,7 +248,10 @@ mod tests {
 
     #[test]
     fn schemes_differ_only_in_their_constants() {
-        let q = vec![("b".to_owned(), "x y".to_owned()), ("a".to_owned(), "1".to_owned())];
+        let q = vec![
+            ("b".to_owned(), "x y".to_owned()),
+            ("a".to_owned(), "1".to_owned()),
+        ];
         let h = vec![("host".to_owned(), "h".to_owned())];
         let r = Request {
             method: "GET",

@@ -49,7 +49,11 @@ pub struct InvalidationList {
     pub xmlns: Option<String>,
     #[serde(rename = "Marker", default)]
     pub marker: Option<String>,
-    #[serde(rename = "NextMarker", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "NextMarker",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub next_marker: Option<String>,
     #[serde(rename = "MaxItems", default)]
     pub max_items: Option<i64>,
@@ -171,11 +175,16 @@ pub fn classify(status: u16, code: Option<&str>) -> Outcome {
 /// credentials that holds the session token: keep the first sentence only.
 fn safe_message(code: Option<&str>, message: &str) -> String {
     let m = if code == Some("SignatureDoesNotMatch") {
-        let cut = [". The Canonical String", "\n", " The Canonical String", "The String-to-Sign"]
-            .iter()
-            .filter_map(|p| message.find(p))
-            .min()
-            .unwrap_or(message.len());
+        let cut = [
+            ". The Canonical String",
+            "\n",
+            " The Canonical String",
+            "The String-to-Sign",
+        ]
+        .iter()
+        .filter_map(|p| message.find(p))
+        .min()
+        .unwrap_or(message.len());
         &message[..cut]
     } else {
         message
@@ -209,7 +218,10 @@ fn error_of(resp: &HttpResponse) -> ApiError {
         // An error page from a proxy or a load balancer: the status says enough.
         _ => ApiError::new(
             classify(resp.status, None),
-            format!("HTTP {} with a body that is not a CloudFront error", resp.status),
+            format!(
+                "HTTP {} with a body that is not a CloudFront error",
+                resp.status
+            ),
         )
         .with_request_id(header_id)
         .with_retry_after(resp.retry_after()),
@@ -243,7 +255,10 @@ pub fn parse_list(resp: &HttpResponse) -> Result<InvalidationList, ApiError> {
 pub fn parse_get(resp: &HttpResponse) -> Result<Invalidation, ApiError> {
     let inv: Invalidation = answer(resp, "GetInvalidation")?;
     if inv.id.as_deref().is_none_or(str::is_empty) {
-        return Err(ApiError::parse("GetInvalidation answer without Id", &resp.body));
+        return Err(ApiError::parse(
+            "GetInvalidation answer without Id",
+            &resp.body,
+        ));
     }
     Ok(inv)
 }
@@ -400,14 +415,54 @@ mod tests {
     #[test]
     fn error_shapes_are_classified() {
         let cases = [
-            ("error_throttling.xml", 400, Outcome::Throttled, "Throttling"),
-            ("error_throttling.xml", 503, Outcome::Throttled, "Throttling"),
-            ("error_request_limit.xml", 429, Outcome::Throttled, "RequestLimitExceeded"),
-            ("error_access_denied.xml", 403, Outcome::AuthError, "AccessDenied"),
-            ("error_invalid_client_token.xml", 403, Outcome::AuthError, "InvalidClientTokenId"),
-            ("error_signature.xml", 403, Outcome::AuthError, "SignatureDoesNotMatch"),
-            ("error_no_such_distribution.xml", 404, Outcome::ClientError, "NoSuchDistribution"),
-            ("error_internal.xml", 500, Outcome::ServerError, "InternalError"),
+            (
+                "error_throttling.xml",
+                400,
+                Outcome::Throttled,
+                "Throttling",
+            ),
+            (
+                "error_throttling.xml",
+                503,
+                Outcome::Throttled,
+                "Throttling",
+            ),
+            (
+                "error_request_limit.xml",
+                429,
+                Outcome::Throttled,
+                "RequestLimitExceeded",
+            ),
+            (
+                "error_access_denied.xml",
+                403,
+                Outcome::AuthError,
+                "AccessDenied",
+            ),
+            (
+                "error_invalid_client_token.xml",
+                403,
+                Outcome::AuthError,
+                "InvalidClientTokenId",
+            ),
+            (
+                "error_signature.xml",
+                403,
+                Outcome::AuthError,
+                "SignatureDoesNotMatch",
+            ),
+            (
+                "error_no_such_distribution.xml",
+                404,
+                Outcome::ClientError,
+                "NoSuchDistribution",
+            ),
+            (
+                "error_internal.xml",
+                500,
+                Outcome::ServerError,
+                "InternalError",
+            ),
         ];
         for (file, status, outcome, code) in cases {
             let e = parse_list(&resp(status, fixture(file))).expect_err(file);

@@ -294,10 +294,10 @@ impl CloudfrontVendor {
     ) -> Result<Parsed, ApiError> {
         let list = api::parse_list(resp)?;
         let mut st = self.lock();
-        let cursor = st
-            .cursors
-            .remove(&(window, page))
-            .unwrap_or(Cursor { dist: 0, marker: None });
+        let cursor = st.cursors.remove(&(window, page)).unwrap_or(Cursor {
+            dist: 0,
+            marker: None,
+        });
         let dist_name = self
             .opts
             .distribution_ids
@@ -377,7 +377,9 @@ impl CloudfrontVendor {
             .as_deref()
             .and_then(api::parse_time)
             .or(pending.map(|p| p.0))
-            .ok_or_else(|| ApiError::parse("GetInvalidation answer without CreateTime", &resp.body))?;
+            .ok_or_else(|| {
+                ApiError::parse("GetInvalidation answer without CreateTime", &resp.body)
+            })?;
         let status = api::parse_status(inv.status.as_deref());
         let detail = api::detail(&inv);
         if let Some(d) = self.dist_index(dist) {
@@ -475,7 +477,11 @@ impl Vendor for CloudfrontVendor {
                 if let Some(m) = cursor.marker {
                     q.push(("Marker".to_owned(), m));
                 }
-                self.get(&format!("/{VERSION}/distribution/{dist}/invalidation"), q, now)
+                self.get(
+                    &format!("/{VERSION}/distribution/{dist}/invalidation"),
+                    q,
+                    now,
+                )
             }
             Query::ById { ids, .. } => {
                 let [id] = ids.as_slice() else {

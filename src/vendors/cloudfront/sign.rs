@@ -100,7 +100,9 @@ pub fn fold_value(value: &str) -> String {
 
 /// (lowercase name, folded value) pairs as signed: repeated names joined
 /// with `,` in order, the way botocore's canonical_headers does.
-pub fn canonical_pairs<'a>(headers: impl Iterator<Item = (&'a str, &'a str)>) -> Vec<(String, String)> {
+pub fn canonical_pairs<'a>(
+    headers: impl Iterator<Item = (&'a str, &'a str)>,
+) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Vec::new();
     for (k, v) in headers {
         let k = k.to_ascii_lowercase();

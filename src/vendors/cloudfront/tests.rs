@@ -93,7 +93,7 @@ fn query_of(url: &str) -> Vec<(String, String)> {
 #[test]
 fn list_request_is_a_signed_get_with_the_session_token() {
     let v = vendor(&["EDFDVBD6EXAMPLE"], None);
-    let stream = v.streams(&TASK_TYPES.to_vec())[0];
+    let stream = v.streams(TASK_TYPES)[0];
     let q = Query::List {
         stream,
         window: Window { from: 1, to: 2 },
@@ -122,7 +122,10 @@ fn list_request_is_a_signed_get_with_the_session_token() {
     let signed = vec![
         ("host".to_owned(), "127.0.0.1:18080".to_owned()),
         ("x-amz-date".to_owned(), "20240219T032334Z".to_owned()),
-        ("x-amz-security-token".to_owned(), "sts-token-value".to_owned()),
+        (
+            "x-amz-security-token".to_owned(),
+            "sts-token-value".to_owned(),
+        ),
     ];
     let again = crate::vendors::sigv4::stages(
         &crate::vendors::sigv4::AWS4,
@@ -161,18 +164,41 @@ fn paging_follows_markers_then_the_next_distribution_and_stops_at_the_window() {
     let r1 = v.build(&q, 1, t0()).expect("p1");
     assert!(r1.url.contains("/distribution/EA/invalidation?MaxItems=2"));
     let p1 = v
-        .parse(&q, 1, &page(&[("I4", 4_000, "Completed"), ("I3", 3_000, "Completed")], Some("I3")))
+        .parse(
+            &q,
+            1,
+            &page(
+                &[("I4", 4_000, "Completed"), ("I3", 3_000, "Completed")],
+                Some("I3"),
+            ),
+        )
         .expect("p1");
     assert_eq!(p1.next_page, Some(2));
     let r2 = v.build(&q, 2, t0()).expect("p2");
-    assert!(r2.url.contains("/distribution/EA/invalidation?Marker=I3&MaxItems=2"), "{}", r2.url);
+    assert!(
+        r2.url
+            .contains("/distribution/EA/invalidation?Marker=I3&MaxItems=2"),
+        "{}",
+        r2.url
+    );
     // The oldest on page 2 is before the window: distribution EA is done.
     let p2 = v
-        .parse(&q, 2, &page(&[("I2", 2_000, "Completed"), ("I1", 900, "Completed")], Some("I1")))
+        .parse(
+            &q,
+            2,
+            &page(
+                &[("I2", 2_000, "Completed"), ("I1", 900, "Completed")],
+                Some("I1"),
+            ),
+        )
         .expect("p2");
     assert_eq!(p2.next_page, Some(3));
     let r3 = v.build(&q, 3, t0()).expect("p3");
-    assert!(r3.url.contains("/distribution/EB/invalidation?MaxItems=2"), "{}", r3.url);
+    assert!(
+        r3.url.contains("/distribution/EB/invalidation?MaxItems=2"),
+        "{}",
+        r3.url
+    );
     let p3 = v
         .parse(&q, 3, &page(&[("J1", 4_500, "InProgress")], None))
         .expect("p3");
@@ -204,10 +230,20 @@ fn paging_follows_markers_then_the_next_distribution_and_stops_at_the_window() {
 fn paths_come_once_then_lists_update_the_status_and_quotas_follow() {
     let v = vendor(&["EA", "EB"], None);
     let stream = v.streams(TASK_TYPES)[0];
-    let w = Window { from: 0, to: 10_000 };
+    let w = Window {
+        from: 0,
+        to: 10_000,
+    };
     let q = Query::List { stream, window: w };
-    v.parse(&q, 1, &page(&[("I2", 2_000, "InProgress"), ("I1", 1_000, "InProgress")], None))
-        .expect("p1");
+    v.parse(
+        &q,
+        1,
+        &page(
+            &[("I2", 2_000, "InProgress"), ("I1", 1_000, "InProgress")],
+            None,
+        ),
+    )
+    .expect("p1");
     let plan = v.plan_rechecks(&[]);
     assert_eq!(plan.len(), 2);
     let r = v.build(&plan[0], 1, t0()).expect("get");
@@ -216,7 +252,11 @@ fn paths_come_once_then_lists_update_the_status_and_quotas_follow() {
         "http://127.0.0.1:18080/2020-05-31/distribution/EA/invalidation/I2"
     );
     let g = v
-        .parse(&plan[0], 1, &get_answer("I2", 2_000, "InProgress", &["/a.js", "/img/*", "/b.js"]))
+        .parse(
+            &plan[0],
+            1,
+            &get_answer("I2", 2_000, "InProgress", &["/a.js", "/img/*", "/b.js"]),
+        )
         .expect("get I2");
     assert_eq!(g.tasks.len(), 1);
     let t = &g.tasks[0];
@@ -228,7 +268,11 @@ fn paths_come_once_then_lists_update_the_status_and_quotas_follow() {
     // I1 still has unknown paths and is in progress: no quota.
     assert!(g.quotas.is_empty());
     let g = v
-        .parse(&plan[1], 1, &get_answer("I1", 1_000, "InProgress", &["/c.js"]))
+        .parse(
+            &plan[1],
+            1,
+            &get_answer("I1", 1_000, "InProgress", &["/c.js"]),
+        )
         .expect("get I1");
     assert_eq!(g.tasks[0].task_type, TaskType::RefreshFile);
     let quota = |qs: &[Quota], t: TaskType| {
@@ -236,18 +280,31 @@ fn paths_come_once_then_lists_update_the_status_and_quotas_follow() {
             .find(|q| q.task_type == t)
             .map(|q| (q.limit, q.remaining))
     };
-    assert_eq!(quota(&g.quotas, TaskType::RefreshFile), Some((3000.0, 2997.0)));
+    assert_eq!(
+        quota(&g.quotas, TaskType::RefreshFile),
+        Some((3000.0, 2997.0))
+    );
     assert_eq!(quota(&g.quotas, TaskType::RefreshDir), Some((15.0, 14.0)));
     // Nothing is pending any more; the next listing brings the status.
     assert!(v.plan_rechecks(&[]).is_empty());
     let p = v
-        .parse(&q, 1, &page(&[("I2", 2_000, "Completed"), ("I1", 1_000, "InProgress")], None))
+        .parse(
+            &q,
+            1,
+            &page(
+                &[("I2", 2_000, "Completed"), ("I1", 1_000, "InProgress")],
+                None,
+            ),
+        )
         .expect("p again");
     assert_eq!(p.tasks.len(), 2);
     assert_eq!(p.tasks[0].status, TaskStatus::Success);
     assert_eq!(p.tasks[0].url_count, 3);
     assert_eq!(p.tasks[1].status, TaskStatus::Running);
-    assert_eq!(quota(&p.quotas, TaskType::RefreshFile), Some((3000.0, 2999.0)));
+    assert_eq!(
+        quota(&p.quotas, TaskType::RefreshFile),
+        Some((3000.0, 2999.0))
+    );
     assert_eq!(quota(&p.quotas, TaskType::RefreshDir), Some((15.0, 15.0)));
     // Unfinished cached tasks are re-checked one GetInvalidation each.
     let un = Unfinished {
@@ -267,7 +324,11 @@ fn paths_come_once_then_lists_update_the_status_and_quotas_follow() {
     );
     // An answer for another id is refused.
     let e = v
-        .parse(&plan[0], 1, &get_answer("I9", 1_000, "Completed", &["/c.js"]))
+        .parse(
+            &plan[0],
+            1,
+            &get_answer("I9", 1_000, "Completed", &["/c.js"]),
+        )
         .expect_err("wrong id");
     assert_eq!(e.outcome, crate::vendors::Outcome::ParseError);
     assert!(v
@@ -291,15 +352,30 @@ fn the_fullest_distribution_sets_the_quota() {
         task_type: None,
         ids: vec![id.to_owned()],
     };
-    v.parse(&get("EA/I1"), 1, &get_answer("I1", 1, "InProgress", &["/a", "/b"]))
-        .expect("a");
+    v.parse(
+        &get("EA/I1"),
+        1,
+        &get_answer("I1", 1, "InProgress", &["/a", "/b"]),
+    )
+    .expect("a");
     let p = v
-        .parse(&get("EB/I2"), 1, &get_answer("I2", 1, "InProgress", &["/x/*", "/y/*", "/z"]))
+        .parse(
+            &get("EB/I2"),
+            1,
+            &get_answer("I2", 1, "InProgress", &["/x/*", "/y/*", "/z"]),
+        )
         .expect("b");
-    let q: Vec<(TaskType, f64)> = p.quotas.iter().map(|q| (q.task_type, q.remaining)).collect();
+    let q: Vec<(TaskType, f64)> = p
+        .quotas
+        .iter()
+        .map(|q| (q.task_type, q.remaining))
+        .collect();
     assert_eq!(
         q,
-        vec![(TaskType::RefreshFile, 2998.0), (TaskType::RefreshDir, 13.0)]
+        vec![
+            (TaskType::RefreshFile, 2998.0),
+            (TaskType::RefreshDir, 13.0)
+        ]
     );
 }
 
