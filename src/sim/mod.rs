@@ -162,15 +162,15 @@ struct WorldInner {
     next_id: u64,
     /// When set, time stands still at this instant for the tasks.
     frozen: Option<i64>,
-    /// When set, every listing first adds one finished task per task type
-    /// present, at the head (newest first), shifting later pages.
+    /// When set, every head listing first adds one finished task per task
+    /// type present, at the head (newest first), shifting later pages.
     churn: bool,
     /// Tasks added by churn.
     churned: u64,
 }
 
 impl WorldInner {
-    fn add_churn(&mut self, now: i64) {
+    fn add_churn(&mut self, created_at: i64) {
         let mut types: Vec<TaskType> = self.tasks.iter().map(|t| t.task_type).collect();
         types.sort_by_key(|t| t.index());
         types.dedup();
@@ -181,7 +181,7 @@ impl WorldInner {
             self.tasks.push(SimTask {
                 id: format!("churn{:011x}", self.next_id),
                 task_type,
-                created_at: now,
+                created_at,
                 urls: vec![format!("https://{domain}/churn/{}.js", self.next_id)],
                 domain,
                 queued_for: 0,
@@ -312,8 +312,10 @@ impl World {
         self.tick();
         let now = self.now();
         let mut g = self.lock();
-        if churn && g.churn {
-            g.add_churn(now);
+        // Only a head listing (a window ending about now) sees new tasks:
+        // the next head listing, which overlaps, finds them.
+        if churn && g.churn && to > from && to >= now - 60 {
+            g.add_churn((to - 1).min(now));
         }
         let mut v: Vec<SimTask> = g
             .tasks
@@ -352,8 +354,9 @@ impl World {
         m
     }
 
-    /// While on, every [`World::list`] first adds one finished task per task
-    /// type present, created now: tasks appearing at the head of a
+    /// While on, every [`World::list`] of a window ending within the last
+    /// minute first adds one finished task per task type present, created
+    /// in the window's last second: tasks appearing at the head of a
     /// newest-first listing while a client pages through it, so the next
     /// page repeats the previous page's last tasks.
     pub fn set_churn(&self, on: bool) {
