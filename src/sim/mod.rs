@@ -509,12 +509,15 @@ impl Control {
     }
 
     /// Records a request, its answer, and details for tests (window, ids).
+    /// The instant logged is when the request arrived (see [`serve`]), so
+    /// the time a handler spends building its answer does not move it.
     pub fn record_detail(&self, api: &str, answer: &str, detail: &str) {
+        let at = ARRIVED.try_with(|t| *t).unwrap_or_else(|_| Instant::now());
         self.log
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(Received {
-                at: Instant::now(),
+                at,
                 api: api.to_owned(),
                 answer: answer.to_owned(),
                 detail: detail.to_owned(),
@@ -556,11 +559,25 @@ pub fn max_in_window(received: &[Received], api: &str, per: Duration) -> usize {
     worst
 }
 
+tokio::task_local! {
+    /// When the request being handled arrived.
+    static ARRIVED: Instant;
+}
+
+/// Stamps each request with its arrival instant, for the request log.
+async fn stamp_arrival(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    ARRIVED.scope(Instant::now(), next.run(req)).await
+}
+
 /// Binds `router` on 127.0.0.1 (any free port) and serves it in the
-/// background.
+/// background; the request log records arrival instants.
 pub async fn serve(
     router: axum::Router,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let router = router.layer(axum::middleware::from_fn(stamp_arrival));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let handle = tokio::spawn(async move {
