@@ -10,6 +10,7 @@ pub mod config;
 pub mod demo;
 pub mod http;
 pub mod metrics;
+pub mod probe;
 pub mod secret;
 pub mod sim;
 pub mod task;

@@ -2,7 +2,7 @@
 //! and hand over to `app`.
 
 use anyhow::Context;
-use cdn_task_exporter::{app, clock, config, demo, http, web_config};
+use cdn_task_exporter::{app, clock, config, demo, http, probe, web_config};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,7 +10,10 @@ use std::sync::Arc;
 
 /// Prometheus exporter for CDN purge and prefetch tasks.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(about, version = concat!(
+    env!("CARGO_PKG_VERSION"), " (revision ", env!("CDN_EXPORTER_REVISION"),
+    ", rustc ", env!("CDN_EXPORTER_RUSTC"), ")"
+))]
 struct Cli {
     /// Path to the YAML configuration.
     #[arg(
@@ -54,6 +57,8 @@ enum LogFormat {
 enum Command {
     /// Validate the configuration and exit (non-zero on any problem).
     CheckConfig,
+    /// Send each account's cheapest read call once and report whether its key works (non-zero on any failure).
+    CheckCredentials,
     /// Run against the four simulated vendors on loopback (no credentials needed).
     Demo {
         /// Seed of the simulated traffic.
@@ -167,6 +172,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
+    if let Some(Command::CheckCredentials) = cli.command {
+        return probe::run(&config);
+    }
     if let Some(Command::CheckConfig) = cli.command {
         for w in &config.warnings {
             eprintln!("warning: {w}");
