@@ -38,12 +38,12 @@ diff -u "$tmp/conffiles.want" "$tmp/conffiles.sorted" || fail "conffiles differ"
 step "dpkg-deb --contents"
 dpkg-deb --contents "$deb" | tee "$tmp/contents"
 want() { # MODE PATH
-  grep -qE "^$1 root/root +[0-9]+ [0-9-]+ [0-9:]+ \./$2\$" "$tmp/contents" || fail "missing $2 with mode $1"
+  grep -qE "^$1 (root/root|0/0) +[0-9]+ [0-9-]+ [0-9:]+ \./$2\$" "$tmp/contents" || fail "missing $2 with mode $1"
 }
 want -rwxr-xr-x usr/bin/cdn-task-exporter
 want -rw-r--r-- etc/cdn-task-exporter/cdn-task-exporter.yml
 want -rw------- etc/default/cdn-task-exporter
-want -rw-r--r-- lib/systemd/system/cdn-task-exporter.service
+want -rw-r--r-- usr/lib/systemd/system/cdn-task-exporter.service
 want -rw-r--r-- usr/share/doc/cdn-task-exporter/copyright
 want -rw-r--r-- usr/share/doc/cdn-task-exporter/README.md
 want -rw-r--r-- usr/share/doc/cdn-task-exporter/examples/cdn-task-exporter.yml
@@ -54,7 +54,7 @@ step "dpkg-deb -x"
 root="$tmp/root"
 dpkg-deb -x "$deb" "$root"
 bin="$root/usr/bin/cdn-task-exporter"
-unit="$root/lib/systemd/system/cdn-task-exporter.service"
+unit="$root/usr/lib/systemd/system/cdn-task-exporter.service"
 grep -q "Apache License" "$root/usr/share/doc/cdn-task-exporter/copyright" || fail "copyright lacks the license"
 for directive in DynamicUser=yes ProtectSystem=strict NoNewPrivileges=yes StateDirectory=cdn-task-exporter \
                  EnvironmentFile=-/etc/default/cdn-task-exporter; do
@@ -94,10 +94,11 @@ done <"$root/etc/default/cdn-task-exporter"
 [ ${#vars[@]} -gt 0 ] || fail "the environment file names no variables"
 echo "variables from /etc/default/cdn-task-exporter: ${vars[*]}"
 # As shipped (values empty) the config must be refused, naming a variable.
-if env -i "${vars[@]/%/=}" "$bin" --config.file="$cfg" check-config >"$tmp/out" 2>&1; then
+if env -i "${vars[@]/%/=}" "$bin" --config.file="$cfg" check-config >"$tmp/check.log" 2>&1; then
   fail "check-config accepted empty credentials"
 fi
-grep -qE "${vars[0]}|empty" "$tmp/out" || { cat "$tmp/out"; fail "the error does not say what is missing"; }
+cat "$tmp/check.log"
+grep -qE "${vars[0]}|empty" "$tmp/check.log" || { cat "$tmp/check.log"; fail "the error does not say what is missing"; }
 # With each variable set, exactly those, it passes.
 env -i "${vars[@]/%/=set-by-check-deb}" "$bin" --config.file="$cfg" check-config || fail "check-config failed"
 
