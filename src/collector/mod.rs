@@ -92,8 +92,14 @@ pub struct Snapshot {
     pub quotas: Vec<Quota>,
     /// The last refresh reached the vendor and every answer was usable.
     pub up: bool,
-    /// Unix time the last fully successful refresh started.
+    /// Unix time the oldest data served was fresh: the earliest of the
+    /// watched task types' `type_last_success` (`None` until all have one).
     pub last_success: Option<i64>,
+    /// Per watched task type: the start of the last refresh that listed
+    /// every stream holding that type up to its start and re-checked its
+    /// unfinished tasks. Data of one type can be older than another's when
+    /// its API has a scarcer budget (CDNetworks fetch against purge).
+    pub type_last_success: Vec<(TaskType, Option<i64>)>,
     pub cache_tasks: usize,
     pub cache_dropped: u64,
     /// The last error, for the landing page (never contains a secret).
@@ -151,6 +157,8 @@ struct SyncState {
     last_quota: Option<Instant>,
     /// Consecutive throttling answers per API, for backoff.
     throttle_streak: Vec<u32>,
+    /// Per stream: start of the last refresh that left it fresh.
+    stream_success: Vec<Option<i64>>,
 }
 
 #[derive(Default)]
@@ -167,6 +175,8 @@ pub struct Account {
     pub settings: Settings,
     /// API names, in the vendor's order (the `api` label).
     pub api_names: Vec<&'static str>,
+    /// Per stream, the watched task types whose data it holds.
+    stream_types: Vec<Vec<TaskType>>,
     pub stats: ApiStats,
     vendor: Arc<dyn Vendor>,
     budget: Budget,
@@ -198,11 +208,16 @@ impl Account {
         let streams = setup.vendor.streams(&setup.task_types);
         Account {
             api_names: apis.iter().map(|a| a.name).collect(),
+            stream_types: streams
+                .iter()
+                .map(|s| setup.vendor.stream_task_types(s, &setup.task_types))
+                .collect(),
             stats: ApiStats::new(apis.len()),
             budget: Budget::new(setup.rates.iter().copied()),
             state: tokio::sync::Mutex::new(SyncState {
                 cache: TaskCache::new(setup.settings.max_tasks),
                 coverage: vec![Coverage::default(); streams.len()],
+                stream_success: vec![None; streams.len()],
                 streams,
                 counting_since: None,
                 finished: [[0; 2]; 5],
@@ -236,10 +251,10 @@ impl Account {
         self.budget.rate(api)
     }
 
-    /// Seconds since the last fully successful refresh started (since the
-    /// exporter started, before the first one).
+    /// Seconds since the oldest data served was fresh (since the exporter
+    /// started, before that).
     pub fn data_age(&self, now: i64, started: i64) -> f64 {
-        (now - self.snapshot().last_success.unwrap_or(started)).max(0) as f64
+        age(now, self.snapshot().last_success, started)
     }
 
     /// Starts a refresh if one is due and affordable. Returns a receiver that
@@ -278,21 +293,48 @@ impl Account {
     }
 
     /// Runs one refresh to completion and publishes a new snapshot.
+    ///
+    /// Health rule: `up` is 1 only when the refresh made at least one
+    /// request and every request got a usable answer; any failure makes it
+    /// 0, even if the budget ran out afterwards; throttling leaves it as it
+    /// was; a refresh that could afford no request at all leaves it as it
+    /// was. Success times move only for streams a failure-free refresh left
+    /// fresh (see `sync`).
     pub async fn refresh(&self) {
         let mut st = self.state.lock().await;
         let started = self.clock.unix();
+        let before = st.stream_success.clone();
         let result = self.sync(&mut st, started).await;
+        if result.is_err() {
+            // A refresh that failed part-way proves nothing fresh.
+            st.stream_success = before;
+        }
         st.cache
             .expire(started - self.settings.lookback.as_secs() as i64);
         let prev = self.snapshot();
-        let (up, last_success, last_error) = match &result {
-            Ok(()) => (true, Some(started), None),
+        let (up, last_error) = match &result {
+            Ok(s) if s.answered == 0 => (prev.up, prev.last_error.clone()),
+            Ok(_) => (true, None),
             // Throttling says nothing about the vendor's health.
             Err(e) if e.outcome == crate::vendors::Outcome::Throttled => {
-                (prev.up, prev.last_success, Some(e.to_string()))
+                (prev.up, Some(e.to_string()))
             }
-            Err(e) => (false, prev.last_success, Some(e.to_string())),
+            Err(e) => (false, Some(e.to_string())),
         };
+        let type_last_success: Vec<(TaskType, Option<i64>)> = self
+            .task_types
+            .iter()
+            .map(|t| {
+                let holding = self
+                    .stream_types
+                    .iter()
+                    .zip(&st.stream_success)
+                    .filter(|(types, _)| types.contains(t))
+                    .map(|(_, s)| *s);
+                (*t, oldest(holding))
+            })
+            .collect();
+        let last_success = oldest(type_last_success.iter().map(|(_, s)| *s));
         if let Err(e) = &result {
             tracing::warn!(vendor = %self.kind, account = %self.name, outcome = e.outcome.as_str(), error = %e, "refresh failed");
         } else {
@@ -304,6 +346,7 @@ impl Account {
             quotas: st.quotas.clone(),
             up,
             last_success,
+            type_last_success,
             cache_tasks: st.cache.len(),
             cache_dropped: st.cache.dropped,
             last_error,
@@ -311,6 +354,22 @@ impl Account {
         *self.snapshot.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(snap);
         self.stats.touch();
     }
+}
+
+/// The earliest of some success times; `None` if any is `None` (that data
+/// was never fresh) or there are none.
+fn oldest(times: impl Iterator<Item = Option<i64>>) -> Option<i64> {
+    let mut out: Option<i64> = None;
+    for t in times {
+        let t = t?;
+        out = Some(out.map_or(t, |o| o.min(t)));
+    }
+    out
+}
+
+/// Seconds from `since` (or `started`, when never) to `now`, never negative.
+pub fn age(now: i64, since: Option<i64>, started: i64) -> f64 {
+    (now - since.unwrap_or(started)).max(0) as f64
 }
 
 /// All accounts, and what a scrape does with them.

@@ -406,6 +406,15 @@ pub trait Vendor: Send + Sync + 'static {
     /// Listings that together cover the watched task types.
     fn streams(&self, watched: &[TaskType]) -> Vec<Stream>;
 
+    /// The watched task types whose data `stream` holds, so freshness can be
+    /// told per task type. Default: its type filter, or every watched type.
+    fn stream_task_types(&self, stream: &Stream, watched: &[TaskType]) -> Vec<TaskType> {
+        match stream.task_type {
+            Some(t) => vec![t],
+            None => watched.to_vec(),
+        }
+    }
+
     /// The longest window one list query of `stream` may span
     /// (CDNetworks fetch: one day). `None`: no limit.
     fn max_span(&self, _stream: &Stream) -> Option<Duration> {

@@ -186,6 +186,15 @@ impl Vendor for CdnetworksVendor {
         v
     }
 
+    /// Fetch records are prefetches; purge records are refreshes.
+    fn stream_task_types(&self, stream: &Stream, watched: &[TaskType]) -> Vec<TaskType> {
+        watched
+            .iter()
+            .copied()
+            .filter(|t| (stream.api == FETCH) == (*t == TaskType::Prefetch))
+            .collect()
+    }
+
     /// One day for both APIs: documented for fetch; applied to purge too,
     /// as a window the vendor cannot reject.
     fn max_span(&self, _stream: &Stream) -> Option<Duration> {

@@ -197,6 +197,15 @@ impl Vendor for UcloudVendor {
         Some(super::probe_listing(stream, now))
     }
 
+    /// The refresh API holds both refresh types.
+    fn stream_task_types(&self, stream: &Stream, watched: &[TaskType]) -> Vec<TaskType> {
+        watched
+            .iter()
+            .copied()
+            .filter(|t| (stream.api == PREFETCH) == (*t == TaskType::Prefetch))
+            .collect()
+    }
+
     fn plan_rechecks(&self, unfinished: &[Unfinished]) -> Vec<Query> {
         let mut out = Vec::new();
         for api in [PREFETCH, REFRESH] {
