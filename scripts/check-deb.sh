@@ -81,7 +81,7 @@ version="$("$bin" --version)"
 echo "$version"
 revision="$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)"
 echo "$version" | grep -qE "^cdn-task-exporter [0-9]+\.[0-9]+\.[0-9]+ \(revision $revision, rustc [0-9.]+\)\$" \
-  || fail "--version does not show revision $revision: $version"
+  || fail "--version does not show revision $revision: $version (a stale target/debug binary? run cargo build or cargo test first)"
 [ "$(dpkg-deb --field "$deb" Version | cut -d- -f1)" = "$(echo "$version" | awk '{print $2}')" ] \
   || fail "package and binary versions differ"
 

@@ -17,8 +17,9 @@ if ! cargo deb --version >/dev/null 2>&1; then
 fi
 if [ "${1:-}" = "--dev" ]; then
   out="${2:?usage: scripts/package-deb.sh --dev OUTDIR}"
-  # A no-op when the tests just built it; rebuilds a stale one (the revision moved).
-  cargo build --locked --bin cdn-task-exporter
+  # The tests' binary (built with the dev-dependency's features); build one
+  # only if there is none, so a test run's binary is never replaced.
+  [ -x target/debug/cdn-task-exporter ] || cargo build --locked --bin cdn-task-exporter
   # cargo-deb maps target/release/ in the assets to the profile's directory.
   cargo deb --locked --profile dev --no-build --fast --quiet --output "$out"
 else

@@ -10,10 +10,10 @@
 //! (and every API × outcome) is always written, at 0 when empty, so
 //! `increase()` and absent-based alerts behave.
 
+use crate::api::Outcome;
 use crate::collector::stats::{Histogram, SkipReason};
 use crate::collector::{Account, Collector, Snapshot};
 use crate::task::{TaskStatus, TaskType};
-use crate::vendors::Outcome;
 use std::fmt::Write;
 use std::sync::{Arc, Mutex};
 

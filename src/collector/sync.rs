@@ -459,9 +459,10 @@ impl Account {
 mod tests {
     //! The driver's `recheck_by_relisting` behaviour, with a scripted vendor
     //! whose list API allows one call per 5 minutes.
-    use super::super::{AccountSetup, Collector, Settings};
+    use super::super::{Collector, Settings};
+    use crate::api::Rate;
     use crate::clock::TokioClock;
-    use crate::collector::budget::Rate;
+    use crate::config::AccountConfig as AccountSetup;
     use crate::http::{HttpRequest, HttpResponse, Method, SendFuture, Transport};
     use crate::task::{Task, TaskStatus, TaskType};
     use crate::vendors::{
@@ -474,6 +475,7 @@ mod tests {
     const T0: i64 = 1_700_000_000;
     const DAY: i64 = 86_400;
 
+    #[derive(Debug)]
     struct Relisting;
 
     impl Vendor for Relisting {
@@ -578,6 +580,7 @@ mod tests {
     fn collector(script: &Script, lookback_days: u64) -> Collector {
         Collector::new(
             vec![AccountSetup {
+                context: Default::default(),
                 name: "a".into(),
                 kind: VendorKind::Testing,
                 vendor: Arc::new(Relisting),
@@ -667,9 +670,10 @@ mod health {
     //! freshness overstated. The scripted vendor has two list APIs — a
     //! scarce one for prefetches (1 call / 5 min, like CDNetworks fetch) and
     //! a plentiful one for refreshes — by-id re-checks, and a quota API.
-    use super::super::{Account, AccountSetup, Collector, Settings};
+    use super::super::{Account, Collector, Settings};
+    use crate::api::Rate;
     use crate::clock::TokioClock;
-    use crate::collector::budget::Rate;
+    use crate::config::AccountConfig as AccountSetup;
     use crate::http::{HttpRequest, HttpResponse, Method, SendFuture, Transport, TransportError};
     use crate::task::{Task, TaskStatus, TaskType};
     use crate::vendors::{
@@ -689,6 +693,7 @@ mod health {
     const QUOTA: usize = 2;
     const PATHS: [&str; 4] = ["scarce", "plenty", "byid", "quota"];
 
+    #[derive(Debug)]
     struct TwoApis;
 
     impl Vendor for TwoApis {
@@ -880,6 +885,7 @@ mod health {
     fn collector(script: &Script, settings: Settings) -> Collector {
         Collector::new(
             vec![AccountSetup {
+                context: Default::default(),
                 name: "a".into(),
                 kind: VendorKind::Testing,
                 vendor: Arc::new(TwoApis),
@@ -1073,6 +1079,7 @@ mod health {
         let script = Script::default();
         let c = Collector::new(
             vec![AccountSetup {
+                context: Default::default(),
                 name: "a".into(),
                 kind: VendorKind::Testing,
                 vendor: Arc::new(TwoApis),
