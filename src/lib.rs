@@ -16,6 +16,7 @@ pub mod logging;
 pub mod metrics;
 pub mod probe;
 pub mod secret;
+pub mod server;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod task;

@@ -403,6 +403,7 @@ impl Renderer {
             env!("CDN_EXPORTER_REVISION"),
             env!("CDN_EXPORTER_RUSTC")
         );
+        crate::server::render_metrics(&mut out);
         process_metrics(&mut out);
         out
     }

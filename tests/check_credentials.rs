@@ -31,6 +31,7 @@ async fn start_sims() -> Sims {
         VendorKind::Aliyun,
         VendorKind::Ucloud,
         VendorKind::Cdnetworks,
+        VendorKind::Tencent,
     ]
     .into_iter()
     .enumerate()
@@ -56,6 +57,10 @@ async fn start_sims() -> Sims {
             }
             VendorKind::Ucloud => {
                 let s = sim::ucloud::UcloudSim::new(world, ID, SECRET);
+                (s.clone().router(), s.control.clone())
+            }
+            VendorKind::Tencent => {
+                let s = sim::tencent::TencentSim::new(world, ID, SECRET);
                 (s.clone().router(), s.control.clone())
             }
             _ => {
@@ -109,6 +114,7 @@ fn secrets(bad: &[VendorKind]) -> Vec<(String, String)> {
         VendorKind::Aliyun,
         VendorKind::Ucloud,
         VendorKind::Cdnetworks,
+        VendorKind::Tencent,
     ]
     .iter()
     .map(|k| {
@@ -152,6 +158,7 @@ async fn good_keys_pass_with_one_cheap_call_per_account() {
         ("aliyun", "DescribeRefreshTasks"),
         ("ucloud", "DescribeNewUcdnRefreshCacheTask"),
         ("cdnetworks", "PurgeItemIdQuery"),
+        ("tencent", "DescribePurgeTasks"),
     ] {
         let l = line(&out, &format!("{kind}-acct"));
         assert!(
@@ -159,7 +166,7 @@ async fn good_keys_pass_with_one_cheap_call_per_account() {
             "{l}"
         );
     }
-    assert!(out.contains("4 of 4 account(s) OK"), "{out}");
+    assert!(out.contains("5 of 5 account(s) OK"), "{out}");
     assert!(!out.contains(SECRET), "secret printed:\n{out}");
     // Vendor side: exactly one request per account, every one answered ok, and
     // CDNetworks' fetch query (one call per 5 minutes) never used.
@@ -169,6 +176,7 @@ async fn good_keys_pass_with_one_cheap_call_per_account() {
         assert_eq!(got[0].answer, "ok", "{kind}: {got:?}");
     }
     let cdn = &sims.controls[3].1;
+    assert_eq!(sims.controls[3].0, VendorKind::Cdnetworks);
     assert_eq!(cdn.count("FetchItemIdQuery"), 0);
     assert_eq!(cdn.count("PurgeItemIdQuery"), 1);
 }
@@ -185,24 +193,29 @@ async fn bad_keys_and_unreachable_endpoints_fail_with_the_vendors_words() {
         VendorKind::Aliyun,
         VendorKind::Ucloud,
         VendorKind::Cdnetworks,
+        VendorKind::Tencent,
     ];
-    let (code, out) = run(config(&sims, &extra), secrets(&all[..3])).await;
+    let (code, out) = run(
+        config(&sims, &extra),
+        secrets(&[all[0], all[1], all[2], all[4]]),
+    )
+    .await;
     eprintln!("{out}");
     assert_eq!(code, Some(1), "{out}");
-    for kind in ["volcengine", "aliyun", "ucloud"] {
+    for kind in ["volcengine", "aliyun", "ucloud", "tencent"] {
         let l = line(&out, &format!("{kind}-acct"));
         assert!(l.contains("): auth_error"), "{l}");
         assert!(l.contains("README: Permissions"), "{l}");
     }
     // The vendor's request id, where the vendor sends one.
-    for kind in ["volcengine", "aliyun"] {
+    for kind in ["volcengine", "aliyun", "tencent"] {
         let l = line(&out, &format!("{kind}-acct"));
         assert!(l.contains("[request id "), "{l}");
     }
     assert!(line(&out, "cdnetworks-acct").contains("): OK"), "{out}");
     let l = line(&out, "unreachable");
     assert!(l.contains("): network error: "), "{l}");
-    assert!(out.contains("1 of 5 account(s) OK"), "{out}");
+    assert!(out.contains("1 of 6 account(s) OK"), "{out}");
     assert!(
         !out.contains(SECRET) && !out.contains(BAD),
         "secret printed:\n{out}"

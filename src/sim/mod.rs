@@ -6,6 +6,7 @@
 
 pub mod aliyun;
 pub mod cdnetworks;
+pub mod tencent;
 pub mod testing;
 pub mod ucloud;
 pub mod volcengine;
