@@ -6,6 +6,8 @@
 
 pub mod aliyun;
 pub mod cdnetworks;
+pub mod cloudfront;
+pub mod sigv4;
 pub mod tencent;
 pub mod testing;
 pub mod ucloud;

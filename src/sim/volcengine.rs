@@ -561,35 +561,11 @@ pub fn served(t: TaskType) -> bool {
 
 // Server side of Volcengine V4: what the service does with a request.
 
-/// The parts of an `Authorization` header.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Authorization {
-    pub access_key_id: String,
-    pub credential_scope: String,
-    pub signed_headers: Vec<String>,
-    pub signature: String,
-}
+pub use super::sigv4::Authorization;
 
 /// Parses `HMAC-SHA256 Credential=AK/scope, SignedHeaders=a;b, Signature=hex`.
 pub fn parse_authorization(value: &str) -> Option<Authorization> {
-    let rest = value.trim().strip_prefix("HMAC-SHA256 ")?;
-    let (mut cred, mut signed, mut sig) = (None, None, None);
-    for part in rest.split(',') {
-        let (k, v) = part.trim().split_once('=')?;
-        match k {
-            "Credential" => cred = Some(v),
-            "SignedHeaders" => signed = Some(v),
-            "Signature" => sig = Some(v),
-            _ => {}
-        }
-    }
-    let (ak, scope) = cred?.split_once('/')?;
-    Some(Authorization {
-        access_key_id: ak.to_owned(),
-        credential_scope: scope.to_owned(),
-        signed_headers: signed?.split(';').map(str::to_owned).collect(),
-        signature: sig?.to_owned(),
-    })
+    super::sigv4::parse_authorization(&crate::vendors::sigv4::VOLCENGINE, value)
 }
 
 /// Recomputes a received request's signature the way the service does:

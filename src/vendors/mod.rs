@@ -15,6 +15,8 @@
 
 pub mod aliyun;
 pub mod cdnetworks;
+pub mod cloudfront;
+pub mod sigv4;
 pub mod tencent;
 #[cfg(feature = "sim")]
 pub mod testing;
@@ -70,6 +72,8 @@ registry! {
     Cdnetworks => cdnetworks,
     /// Tencent Cloud CDN.
     Tencent => tencent,
+    /// AWS CloudFront invalidations.
+    Cloudfront => cloudfront,
 }
 
 /// Everything the rest of the exporter needs to know about one vendor.
@@ -94,6 +98,8 @@ pub struct VendorSpec {
     pub simulator: fn(&crate::sim::SimSetup) -> axum::Router,
     /// Extra account YAML (`options:`) the demo's simulator needs, or "".
     pub demo_options: &'static str,
+    /// The demo's task rate for this vendor, as a share of the others'.
+    pub demo_traffic_share: f64,
 }
 
 impl VendorKind {

@@ -65,6 +65,7 @@ pub const SPEC: super::VendorSpec = super::VendorSpec {
     #[cfg(feature = "sim")]
     simulator: |s| crate::sim::aliyun::AliyunSim::new(s.world.clone(), &s.id, &s.secret).router(),
     demo_options: "",
+    demo_traffic_share: 1.0,
 };
 
 /// Only the last 3 days can be queried.

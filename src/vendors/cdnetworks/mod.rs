@@ -75,6 +75,7 @@ pub const SPEC: super::VendorSpec = super::VendorSpec {
         .router()
     },
     demo_options: "",
+    demo_traffic_share: 1.0,
 };
 
 /// "不允许查询3天之前的任务": nothing created more than 3 days ago.

@@ -74,6 +74,7 @@ pub const SPEC: super::VendorSpec = super::VendorSpec {
     #[cfg(feature = "sim")]
     simulator: |s| crate::sim::tencent::TencentSim::new(s.world.clone(), &s.id, &s.secret).router(),
     demo_options: "",
+    demo_traffic_share: 1.0,
 };
 
 /// The current pages give no retention; the legacy APIs they replaced keep

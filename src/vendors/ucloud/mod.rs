@@ -68,6 +68,7 @@ pub const SPEC: super::VendorSpec = super::VendorSpec {
     #[cfg(feature = "sim")]
     simulator: |s| crate::sim::ucloud::UcloudSim::new(s.world.clone(), &s.id, &s.secret).router(),
     demo_options: "",
+    demo_traffic_share: 1.0,
 };
 
 /// UCloud documents no history limit; seven days is what we vouch for.

@@ -72,6 +72,7 @@ pub const SPEC: super::VendorSpec = super::VendorSpec {
         crate::sim::volcengine::VolcengineSim::new(s.world.clone(), &s.id, &s.secret).router()
     },
     demo_options: "\n    options: { cloud_account_ids: [demo-cloud-account] }",
+    demo_traffic_share: 1.0,
 };
 
 /// The vendor documents no retention for task history; seven days is our
