@@ -32,6 +32,7 @@ async fn start_sims() -> Sims {
         VendorKind::Ucloud,
         VendorKind::Cdnetworks,
         VendorKind::Tencent,
+        VendorKind::Cloudfront,
     ]
     .into_iter()
     .enumerate()
@@ -59,6 +60,11 @@ async fn start_sims() -> Sims {
                 let s = sim::ucloud::UcloudSim::new(world, ID, SECRET);
                 (s.clone().router(), s.control.clone())
             }
+            VendorKind::Cloudfront => {
+                let s =
+                    sim::cloudfront::CloudfrontSim::new(world, ID, SECRET, &["EDFDVBD6EXAMPLE"]);
+                (s.clone().router(), s.control.clone())
+            }
             VendorKind::Tencent => {
                 let s = sim::tencent::TencentSim::new(world, ID, SECRET);
                 (s.clone().router(), s.control.clone())
@@ -82,10 +88,10 @@ async fn start_sims() -> Sims {
 fn config(sims: &Sims, extra: &str) -> String {
     let mut y = String::from("accounts:\n");
     for (kind, endpoint) in &sims.endpoints {
-        let options = if *kind == VendorKind::Volcengine {
-            "\n    options: { cloud_account_ids: [probe-cloud-account] }"
-        } else {
-            ""
+        let options = match kind {
+            VendorKind::Volcengine => "\n    options: { cloud_account_ids: [probe-cloud-account] }",
+            VendorKind::Cloudfront => "\n    options: { distribution_ids: [EDFDVBD6EXAMPLE] }",
+            _ => "",
         };
         let var = kind.as_str().to_uppercase();
         y.push_str(&format!(
@@ -115,6 +121,7 @@ fn secrets(bad: &[VendorKind]) -> Vec<(String, String)> {
         VendorKind::Ucloud,
         VendorKind::Cdnetworks,
         VendorKind::Tencent,
+        VendorKind::Cloudfront,
     ]
     .iter()
     .map(|k| {
@@ -159,6 +166,7 @@ async fn good_keys_pass_with_one_cheap_call_per_account() {
         ("ucloud", "DescribeNewUcdnRefreshCacheTask"),
         ("cdnetworks", "PurgeItemIdQuery"),
         ("tencent", "DescribePurgeTasks"),
+        ("cloudfront", "ListInvalidations"),
     ] {
         let l = line(&out, &format!("{kind}-acct"));
         assert!(
@@ -166,7 +174,7 @@ async fn good_keys_pass_with_one_cheap_call_per_account() {
             "{l}"
         );
     }
-    assert!(out.contains("5 of 5 account(s) OK"), "{out}");
+    assert!(out.contains("6 of 6 account(s) OK"), "{out}");
     assert!(!out.contains(SECRET), "secret printed:\n{out}");
     // Vendor side: exactly one request per account, every one answered ok, and
     // CDNetworks' fetch query (one call per 5 minutes) never used.
@@ -194,15 +202,16 @@ async fn bad_keys_and_unreachable_endpoints_fail_with_the_vendors_words() {
         VendorKind::Ucloud,
         VendorKind::Cdnetworks,
         VendorKind::Tencent,
+        VendorKind::Cloudfront,
     ];
     let (code, out) = run(
         config(&sims, &extra),
-        secrets(&[all[0], all[1], all[2], all[4]]),
+        secrets(&[all[0], all[1], all[2], all[4], all[5]]),
     )
     .await;
     eprintln!("{out}");
     assert_eq!(code, Some(1), "{out}");
-    for kind in ["volcengine", "aliyun", "ucloud", "tencent"] {
+    for kind in ["volcengine", "aliyun", "ucloud", "tencent", "cloudfront"] {
         let l = line(&out, &format!("{kind}-acct"));
         assert!(l.contains("): auth_error"), "{l}");
         assert!(l.contains("README: Permissions"), "{l}");
@@ -215,7 +224,7 @@ async fn bad_keys_and_unreachable_endpoints_fail_with_the_vendors_words() {
     assert!(line(&out, "cdnetworks-acct").contains("): OK"), "{out}");
     let l = line(&out, "unreachable");
     assert!(l.contains("): network error: "), "{l}");
-    assert!(out.contains("1 of 6 account(s) OK"), "{out}");
+    assert!(out.contains("1 of 7 account(s) OK"), "{out}");
     assert!(
         !out.contains(SECRET) && !out.contains(BAD),
         "secret printed:\n{out}"

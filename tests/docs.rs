@@ -287,7 +287,14 @@ fn the_readme_quick_start_configs_pass_with_their_exports() {
     }
     assert_eq!(
         vendors.into_iter().collect::<Vec<_>>(),
-        ["aliyun", "cdnetworks", "tencent", "ucloud", "volcengine"],
+        [
+            "aliyun",
+            "cdnetworks",
+            "cloudfront",
+            "tencent",
+            "ucloud",
+            "volcengine"
+        ],
         "one quick start per vendor"
     );
 }
