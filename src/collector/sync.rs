@@ -359,23 +359,29 @@ impl Account {
         let mut attempt = 0u32;
         let mut failure: Option<ApiError> = None;
         loop {
-            if self
+            let Ok(permit) = self
                 .budget
                 .acquire(api, self.settings.max_permit_wait)
                 .await
-                .is_err()
-            {
+            else {
                 return Err(failure.map_or(Stop::Budget, Stop::Failed));
-            }
-            let req = self
-                .vendor
-                .build(q, page, self.clock.now())
-                .map_err(|e| Stop::Failed(ApiError::new(Outcome::ClientError, e.to_string())))?;
+            };
+            let req = match self.vendor.build(q, page, self.clock.now()) {
+                Ok(r) => r,
+                Err(e) => {
+                    self.budget.release(permit);
+                    return Err(Stop::Failed(ApiError::new(
+                        Outcome::ClientError,
+                        e.to_string(),
+                    )));
+                }
+            };
             let t0 = Instant::now();
             let sent = self
                 .transport
                 .send(req, self.settings.request_timeout)
                 .await;
+            self.budget.release(permit);
             self.stats.latency[api].observe(t0.elapsed().as_secs_f64());
             let result = match sent {
                 Ok(resp) => self.vendor.parse(q, page, &resp),
