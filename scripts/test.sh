@@ -10,6 +10,8 @@ t0=$SECONDS
 scripts/install-deps.sh
 cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings
+# The shipped (default-feature) binary carries no simulator or verifier.
+scripts/check-no-sim.sh
 cargo test --locked
 # Container smoke test with the binary the tests just built (a release build
 # would add ~6 minutes on 2 cores; the runtime image is the same either way).
