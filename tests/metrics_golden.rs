@@ -202,3 +202,114 @@ async fn the_golden_state_is_deterministic() {
         assert!(a.contains(needle), "missing {needle:?} in\n{a}");
     }
 }
+
+/// `name{a="x",b="y"} value` → (name, label names).
+fn parse_sample(line: &str) -> (&str, Vec<String>) {
+    let Some((name, rest)) = line.split_once('{') else {
+        return (line.split(' ').next().unwrap(), Vec::new());
+    };
+    let mut labels = Vec::new();
+    let mut chars = rest.chars();
+    let mut key = String::new();
+    while let Some(c) = chars.next() {
+        match c {
+            '=' => {
+                assert_eq!(chars.next(), Some('"'), "{line}");
+                // The value, with escapes.
+                while let Some(c) = chars.next() {
+                    match c {
+                        '\\' => {
+                            chars.next();
+                        }
+                        '"' => break,
+                        _ => {}
+                    }
+                }
+                labels.push(std::mem::take(&mut key));
+            }
+            ',' => {}
+            '}' => break,
+            c => key.push(c),
+        }
+    }
+    (name, labels)
+}
+
+/// The table is the exposition: every entry in order, with its type and
+/// HELP, and every sample carrying exactly the labels the entry declares.
+#[tokio::test(start_paused = true)]
+async fn the_exposition_follows_the_family_table() {
+    let text = exposition().await;
+    let mut families = metrics::FAMILIES.iter();
+    let mut current: Option<&metrics::Family> = None;
+    let mut samples = 0;
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            if let Some(f) = current {
+                assert!(samples > 0, "{} has no sample in the golden state", f.name);
+            }
+            let f = families.next().expect("a family the table does not list");
+            assert_eq!(rest, format!("{} {}", f.name, f.help));
+            current = Some(f);
+            samples = 0;
+        } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let f = current.unwrap();
+            assert_eq!(rest, format!("{} {}", f.name, f.kind.as_str()));
+        } else {
+            let f = current.expect("a sample before any family");
+            let (name, labels) = parse_sample(line);
+            let mut want: Vec<String> = f.labels.iter().map(|l| l.to_string()).collect();
+            let suffix = name.strip_prefix(f.name).unwrap_or_else(|| {
+                panic!("{name} inside family {}", f.name);
+            });
+            match (f.kind, suffix) {
+                (metrics::Kind::Histogram, "_bucket") => want.push("le".into()),
+                (metrics::Kind::Histogram, "_sum" | "_count") => {}
+                (_, "") => {}
+                _ => panic!("{name} inside family {}", f.name),
+            }
+            assert_eq!(labels, want, "{line}");
+            samples += 1;
+        }
+    }
+    assert!(samples > 0);
+    assert!(
+        families.next().is_none(),
+        "a family of the table was not written"
+    );
+}
+
+/// README's metric reference lists every family with its type and labels.
+#[test]
+fn readme_documents_every_family_with_its_labels() {
+    let readme =
+        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+            .unwrap();
+    let section = readme
+        .split("## Metrics reference")
+        .nth(1)
+        .expect("README has a Metrics reference")
+        .split("\n## ")
+        .next()
+        .unwrap();
+    for f in &metrics::FAMILIES {
+        let row = section
+            .lines()
+            .find(|l| {
+                l.starts_with("| ")
+                    && l.split('|')
+                        .nth(1)
+                        .is_some_and(|c| c.split(',').any(|n| n.trim() == format!("`{}`", f.name)))
+            })
+            .unwrap_or_else(|| panic!("README's metric table has no row for {}", f.name));
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        assert_eq!(cells[2], f.kind.as_str(), "type of {} in README", f.name);
+        let labels: Vec<&str> = cells[3]
+            .split(',')
+            .map(|l| l.split_whitespace().next().unwrap_or(""))
+            .filter(|l| !l.is_empty() && *l != "—")
+            .collect();
+        assert_eq!(labels, f.labels, "labels of {} in README", f.name);
+        assert!(!cells[4].is_empty(), "meaning of {} in README", f.name);
+    }
+}
