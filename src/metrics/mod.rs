@@ -43,10 +43,15 @@ pub fn account_labels(a: &Account) -> String {
 /// for entries that are not cached).
 type Block = Box<[String]>;
 
-/// A cached block and the account generation it was rendered at.
+/// An account's label sets and cached block, and the generation the block
+/// was rendered at.
 #[derive(Clone)]
 struct Slot {
+    /// The account the slot belongs to (its address), so a renderer handed
+    /// another collector never serves one account's text for another.
+    account: usize,
     generation: u64,
+    labels: Arc<Labels>,
     block: Arc<Block>,
 }
 
@@ -62,7 +67,7 @@ pub struct Renderer {
 
 /// One account during a scrape.
 struct Current {
-    labels: Labels,
+    labels: Arc<Labels>,
     snapshot: Arc<Snapshot>,
     block: Arc<Block>,
 }
@@ -82,24 +87,29 @@ impl Renderer {
             .iter()
             .zip(slots.iter_mut())
             .map(|(a, slot)| {
-                let labels = Labels::new(a);
+                let id = Arc::as_ptr(a) as usize;
                 // Read the generation before the data: a change during
                 // rendering makes the next scrape render again.
                 let generation = a.stats.generation();
                 let snapshot = a.snapshot();
-                let block = match slot {
-                    Some(s) if s.generation == generation => s.block.clone(),
-                    _ => {
-                        let sizes = slot.as_ref().map(|s| &s.block).or(hint.as_ref());
-                        let block = Arc::new(render_account(a, &labels, &snapshot, sizes));
-                        *slot = Some(Slot {
-                            generation,
-                            block: block.clone(),
-                        });
-                        hint = Some(block.clone());
-                        block
-                    }
-                };
+                let mine = slot.as_ref().filter(|s| s.account == id);
+                if let Some(s) = mine.filter(|s| s.generation == generation) {
+                    return Current {
+                        labels: s.labels.clone(),
+                        snapshot,
+                        block: s.block.clone(),
+                    };
+                }
+                let labels = mine.map_or_else(|| Arc::new(Labels::new(a)), |s| s.labels.clone());
+                let sizes = mine.map(|s| &s.block).or(hint.as_ref());
+                let block = Arc::new(render_account(a, &labels, &snapshot, sizes));
+                hint = Some(block.clone());
+                *slot = Some(Slot {
+                    account: id,
+                    generation,
+                    labels: labels.clone(),
+                    block: block.clone(),
+                });
                 Current {
                     labels,
                     snapshot,
