@@ -173,11 +173,11 @@ fn render_bench() {
 /// histograms as custom collectors (the crate's `Histogram` can only
 /// observe), the process collector, and `TextEncoder` over `gather()`.
 mod via_crate {
+    use cdn_task_exporter::api::Outcome;
     use cdn_task_exporter::collector::stats::{Histogram as Hist, SkipReason};
     use cdn_task_exporter::collector::{age, Collector};
     use cdn_task_exporter::metrics::{self, FAMILIES};
     use cdn_task_exporter::task::{TaskStatus, TaskType};
-    use cdn_task_exporter::vendors::Outcome;
     use prometheus::core::{Collector as PromCollector, Desc};
     use prometheus::proto::{self, MetricFamily, MetricType};
     use prometheus::{Counter, CounterVec, Encoder, Gauge, GaugeVec, Opts, Registry, TextEncoder};

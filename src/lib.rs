@@ -2,15 +2,21 @@
 //! prefetch (preload) tasks across several vendors, each queried within its
 //! rate budget and cached between scrapes.
 
+pub mod api;
 pub mod app;
 pub mod auth;
+pub mod cli;
 pub mod clock;
 pub mod collector;
 pub mod config;
+#[cfg(feature = "sim")]
 pub mod demo;
 pub mod http;
+pub mod logging;
 pub mod metrics;
 pub mod secret;
+pub mod server;
+#[cfg(feature = "sim")]
 pub mod sim;
 pub mod task;
 pub mod vendors;

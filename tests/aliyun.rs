@@ -486,7 +486,7 @@ async fn the_simulator_rejects_what_aliyun_rejects() {
     let (sim, endpoint) = start(world).await;
     sim.control.limit(
         "DescribeRefreshTasks",
-        cdn_task_exporter::collector::budget::Rate::new(100, Duration::from_secs(1)),
+        cdn_task_exporter::api::Rate::new(100, Duration::from_secs(1)),
     );
     let t = |d: i64| api::format_time(now() + d);
     let (old, recent, end) = (t(-3 * 86_400 - 60), t(-3600), t(0));

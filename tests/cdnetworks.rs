@@ -5,9 +5,9 @@
 
 mod common;
 
+use cdn_task_exporter::api::Rate;
 use cdn_task_exporter::app;
 use cdn_task_exporter::clock::{SharedClock, SystemClock, TokioClock};
-use cdn_task_exporter::collector::budget::Rate;
 use cdn_task_exporter::collector::Collector;
 use cdn_task_exporter::config;
 use cdn_task_exporter::http::{ReqwestTransport, Transport};
@@ -16,7 +16,7 @@ use cdn_task_exporter::sim::cdnetworks::{truth, CdnetworksSim};
 use cdn_task_exporter::sim::{max_in_window, serve, Fault, RouterTransport, Traffic, World};
 use cdn_task_exporter::task::{TaskStatus, TaskType};
 use cdn_task_exporter::vendors::cdnetworks::api::{format_time, ZONE_OFFSET_SECONDS};
-use cdn_task_exporter::vendors::{self, Outcome, Query, Stream, Window};
+use cdn_task_exporter::vendors::{self, Outcome, Query, Stream, VendorKind, Window};
 use common::{parse_metrics, value, Exporter};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -248,9 +248,10 @@ async fn code_zero_answers_and_malformed_bodies_are_classified_over_http() {
             session_token: None,
         },
         domain: None,
-        options: vendors::VendorOptions::Cdnetworks(Default::default()),
     };
-    let vendor = vendors::instantiate(ctx(USER));
+    let vendor = VendorKind::Cdnetworks
+        .build(ctx(USER), Default::default())
+        .unwrap();
     sim.control
         .limit("FetchItemIdQuery", Rate::new(100, Duration::from_secs(1)));
     let now = chrono::Utc::now();
@@ -354,7 +355,9 @@ async fn code_zero_answers_and_malformed_bodies_are_classified_over_http() {
         (midnight - 1800, midnight + 1799, "ok")
     );
     // Unknown user: HTTP 200, Code 0, "username is invalid" → auth_error.
-    let stranger = vendors::instantiate(ctx("nobody"));
+    let stranger = VendorKind::Cdnetworks
+        .build(ctx("nobody"), Default::default())
+        .unwrap();
     let req = stranger.build(&fetch_query(t - 60, t), 1, now).unwrap();
     let resp = transport.send(req, Duration::from_secs(5)).await.unwrap();
     assert_eq!(resp.status, 200);

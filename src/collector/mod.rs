@@ -15,6 +15,7 @@ pub mod stats;
 mod sync;
 
 use crate::clock::SharedClock;
+use crate::config::AccountConfig;
 use crate::http::Transport;
 use crate::task::TaskType;
 use crate::vendors::{Quota, Stream, Vendor, VendorKind};
@@ -23,62 +24,11 @@ use cache::{Aggregates, TaskCache};
 use coverage::Coverage;
 use stats::{ApiStats, Histogram, SkipReason, TASK_DURATION_BUCKETS};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-/// Per-account timing and size settings (validated config).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Settings {
-    /// How far back tasks are listed and kept (clamped to the vendor's limit).
-    pub lookback: Duration,
-    /// Data younger than this is served from cache without asking the vendor.
-    pub min_refresh_interval: Duration,
-    /// Each head listing starts this far before the previous one ended, to
-    /// catch tasks that appear late; duplicates are merged by id.
-    pub overlap: Duration,
-    /// The longest a refresh waits for a budget permit before deferring the
-    /// rest of its work to the next refresh.
-    pub max_permit_wait: Duration,
-    /// Deadline for one whole HTTP exchange, body included.
-    pub request_timeout: Duration,
-    /// Extra attempts after a transient failure (5xx, timeout, network).
-    pub retries: u32,
-    /// How often quotas are read.
-    pub quota_interval: Duration,
-    /// Most tasks cached; beyond it the oldest are evicted and counted.
-    pub max_tasks: usize,
-    /// Most pages one listing may claim, against a vendor that never ends.
-    pub max_pages: u32,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            lookback: Duration::from_secs(86_400),
-            min_refresh_interval: Duration::from_secs(60),
-            overlap: Duration::from_secs(120),
-            max_permit_wait: Duration::from_secs(5),
-            request_timeout: Duration::from_secs(30),
-            retries: 2,
-            quota_interval: Duration::from_secs(300),
-            max_tasks: 500_000,
-            max_pages: 1_000,
-        }
-    }
-}
-
-/// Everything needed to run one account.
-pub struct AccountSetup {
-    pub name: String,
-    pub kind: VendorKind,
-    pub vendor: Arc<dyn Vendor>,
-    /// One budget per vendor API, in the vendor's API order.
-    pub rates: Vec<Rate>,
-    pub task_types: Vec<TaskType>,
-    pub settings: Settings,
-}
+pub use crate::config::Settings;
 
 /// What the renderer shows for an account: replaced whole after each refresh.
 #[derive(Debug, Clone, Default)]
@@ -186,7 +136,7 @@ impl std::fmt::Debug for Account {
 }
 
 impl Account {
-    fn new(setup: AccountSetup, transport: Arc<dyn Transport>, clock: SharedClock) -> Self {
+    fn new(setup: AccountConfig, transport: Arc<dyn Transport>, clock: SharedClock) -> Self {
         let apis = setup.kind.apis();
         let streams = setup.vendor.streams(&setup.task_types);
         Account {
@@ -366,7 +316,7 @@ pub struct Collector {
 impl Collector {
     /// Builds the accounts; nothing is requested until the first scrape.
     pub fn new(
-        setups: Vec<AccountSetup>,
+        setups: Vec<AccountConfig>,
         transport: Arc<dyn Transport>,
         clock: SharedClock,
     ) -> Self {

@@ -328,23 +328,29 @@ impl Account {
         let mut attempt = 0u32;
         let mut failure: Option<ApiError> = None;
         loop {
-            if self
+            let Ok(permit) = self
                 .budget
                 .acquire(api, self.settings.max_permit_wait)
                 .await
-                .is_err()
-            {
+            else {
                 return Err(failure.map_or(Stop::Budget, Stop::Failed));
-            }
-            let req = self
-                .vendor
-                .build(q, page, self.clock.now())
-                .map_err(|e| Stop::Failed(ApiError::new(Outcome::ClientError, e.to_string())))?;
+            };
+            let req = match self.vendor.build(q, page, self.clock.now()) {
+                Ok(r) => r,
+                Err(e) => {
+                    self.budget.release(permit);
+                    return Err(Stop::Failed(ApiError::new(
+                        Outcome::ClientError,
+                        e.to_string(),
+                    )));
+                }
+            };
             let t0 = Instant::now();
             let sent = self
                 .transport
                 .send(req, self.settings.request_timeout)
                 .await;
+            self.budget.release(permit);
             self.stats.latency[api].observe(t0.elapsed().as_secs_f64());
             let result = match sent {
                 Ok(resp) => self.vendor.parse(q, page, &resp),
@@ -428,9 +434,10 @@ impl Account {
 mod tests {
     //! The driver's `recheck_by_relisting` behaviour, with a scripted vendor
     //! whose list API allows one call per 5 minutes.
-    use super::super::{AccountSetup, Collector, Settings};
+    use super::super::{Collector, Settings};
+    use crate::api::Rate;
     use crate::clock::TokioClock;
-    use crate::collector::budget::Rate;
+    use crate::config::AccountConfig as AccountSetup;
     use crate::http::{HttpRequest, HttpResponse, Method, SendFuture, Transport};
     use crate::task::{Task, TaskStatus, TaskType};
     use crate::vendors::{
@@ -443,6 +450,7 @@ mod tests {
     const T0: i64 = 1_700_000_000;
     const DAY: i64 = 86_400;
 
+    #[derive(Debug)]
     struct Relisting;
 
     impl Vendor for Relisting {
@@ -547,6 +555,7 @@ mod tests {
     fn collector(script: &Script, lookback_days: u64) -> Collector {
         Collector::new(
             vec![AccountSetup {
+                context: Default::default(),
                 name: "a".into(),
                 kind: VendorKind::Testing,
                 vendor: Arc::new(Relisting),
@@ -636,9 +645,10 @@ mod health {
     //! freshness overstated. The scripted vendor has two list APIs — a
     //! scarce one for prefetches (1 call / 5 min, like CDNetworks fetch) and
     //! a plentiful one for refreshes — by-id re-checks, and a quota API.
-    use super::super::{Account, AccountSetup, Collector, Settings};
+    use super::super::{Account, Collector, Settings};
+    use crate::api::Rate;
     use crate::clock::TokioClock;
-    use crate::collector::budget::Rate;
+    use crate::config::AccountConfig as AccountSetup;
     use crate::http::{HttpRequest, HttpResponse, Method, SendFuture, Transport, TransportError};
     use crate::task::{Task, TaskStatus, TaskType};
     use crate::vendors::{
@@ -658,6 +668,7 @@ mod health {
     const QUOTA: usize = 2;
     const PATHS: [&str; 4] = ["scarce", "plenty", "byid", "quota"];
 
+    #[derive(Debug)]
     struct TwoApis;
 
     impl Vendor for TwoApis {
@@ -849,6 +860,7 @@ mod health {
     fn collector(script: &Script, settings: Settings) -> Collector {
         Collector::new(
             vec![AccountSetup {
+                context: Default::default(),
                 name: "a".into(),
                 kind: VendorKind::Testing,
                 vendor: Arc::new(TwoApis),
@@ -1042,6 +1054,7 @@ mod health {
         let script = Script::default();
         let c = Collector::new(
             vec![AccountSetup {
+                context: Default::default(),
                 name: "a".into(),
                 kind: VendorKind::Testing,
                 vendor: Arc::new(TwoApis),

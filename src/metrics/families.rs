@@ -7,10 +7,11 @@
 
 use super::process;
 use super::text::{histogram, line, line_f};
+use crate::api::Outcome;
 use crate::collector::stats::SkipReason;
 use crate::collector::{Account, Snapshot};
+use crate::server;
 use crate::task::{TaskStatus, TaskType};
-use crate::vendors::Outcome;
 use std::sync::LazyLock;
 
 /// The family type, as written after `# TYPE`.
@@ -146,6 +147,16 @@ static REASON: LazyLock<[String; 2]> = LazyLock::new(|| {
     )
 });
 
+/// `,reason="…"` per HTTP server limit.
+static HTTP_REASON: LazyLock<[String; 6]> = LazyLock::new(|| {
+    extra(
+        "reason",
+        server::Reason::ALL,
+        |r| r as usize,
+        server::Reason::as_str,
+    )
+});
+
 /// `,task_type="…"` per [`TaskType::index`].
 static TASK_TYPE: LazyLock<[String; 5]> = LazyLock::new(|| {
     extra(
@@ -180,7 +191,7 @@ const BY_STATUS: &[&str] = &["vendor", "account", "task_type", "status"];
 const BY_API: &[&str] = &["vendor", "account", "api"];
 
 /// Every family, in exposition order.
-pub static FAMILIES: [Family; 28] = [
+pub static FAMILIES: [Family; 30] = [
     Family {
         name: "cdn_tasks",
         kind: Kind::Gauge,
@@ -455,6 +466,26 @@ pub static FAMILIES: [Family; 28] = [
                 "\""
             );
             line(out, name, labels, "", 1);
+        }),
+    },
+    Family {
+        name: "cdn_exporter_http_connections_rejected_total",
+        kind: Kind::Counter,
+        help: "HTTP connections the exporter closed or refused because of a server limit, by reason.",
+        labels: &["reason"],
+        source: Source::Global(|out, name, _| {
+            for r in server::Reason::ALL {
+                line(out, name, "", &HTTP_REASON[r as usize], server::rejected(r));
+            }
+        }),
+    },
+    Family {
+        name: "cdn_exporter_http_connections",
+        kind: Kind::Gauge,
+        help: "Open HTTP connections, TLS handshakes included.",
+        labels: &[],
+        source: Source::Global(|out, name, _| {
+            line(out, name, "", "", server::open_connections() as u64);
         }),
     },
     Family {
