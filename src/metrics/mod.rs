@@ -224,10 +224,15 @@ mod tests {
                 f.name
             );
             assert!(!f.help.is_empty() && !f.help.contains('\n'), "{}", f.name);
-            // Per-account families carry vendor and account first.
-            if f.name.starts_with("cdn_") && f.name != "cdn_exporter_build_info" {
-                assert_eq!(&f.labels[..2], &["vendor", "account"], "{}", f.name);
-            }
+            // Per-account families carry vendor and account first; the
+            // exporter's own (cdn_exporter_*) and process_* carry neither.
+            let per_account = f.name.starts_with("cdn_") && !f.name.starts_with("cdn_exporter_");
+            assert_eq!(
+                f.labels.starts_with(&["vendor", "account"]),
+                per_account,
+                "{}",
+                f.name
+            );
         }
     }
 
