@@ -276,6 +276,7 @@ mod via_crate {
         urls: Vec<[Gauge; 5]>,
         finished: Vec<[Counter; 2]>,
         oldest: Vec<Gauge>,
+        older_than: Vec<[Gauge; 5]>,
         completion: Vec<Gauge>,
         success: Vec<Gauge>,
         task_age: Vec<Gauge>,
@@ -317,6 +318,7 @@ mod via_crate {
                     "cdn_cache_tasks",
                 ]
                 .map(|n| gauges(&r, n));
+            let older = gauges(&r, "cdn_tasks_unfinished_older_than");
             let [finished, requests, skipped, dropped] = [
                 "cdn_tasks_finished_total",
                 "cdn_vendor_api_requests_total",
@@ -388,6 +390,15 @@ mod via_crate {
                         })
                         .collect(),
                     oldest: per_type(&oldest),
+                    older_than: a
+                        .task_types
+                        .iter()
+                        .map(|t| {
+                            metrics::UNFINISHED_AGES.map(|age| {
+                                older.with_label_values(&[v, n, t.as_str(), &age.to_string()])
+                            })
+                        })
+                        .collect(),
                     completion: per_type(&completion),
                     success: per_type(&success),
                     task_age: per_type(&task_age),
@@ -466,6 +477,10 @@ mod via_crate {
                     h.oldest[i].set(
                         s.aggregates.oldest_unfinished[ti].map_or(0, |c| (now - c).max(0)) as f64,
                     );
+                    for (k, age) in metrics::UNFINISHED_AGES.iter().enumerate() {
+                        h.older_than[i][k]
+                            .set(s.aggregates.pending_running_before(ti, now - age) as f64);
+                    }
                     let row = &s.aggregates.tasks[ti];
                     let total: u64 = row.iter().sum();
                     h.completion[i].set(if total == 0 {

@@ -4,7 +4,7 @@
 //! config file, web config or demo options — fix the input and retry); 1 a
 //! runtime failure (cannot bind, runtime error).
 
-use crate::{app, config, logging, server, web_config};
+use crate::{app, config, logging, probe, server, web_config};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,7 +12,10 @@ use std::time::Duration;
 
 /// Prometheus exporter for CDN purge and prefetch tasks.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(about, version = concat!(
+    env!("CARGO_PKG_VERSION"), " (revision ", env!("CDN_EXPORTER_REVISION"),
+    ", rustc ", env!("CDN_EXPORTER_RUSTC"), ")"
+))]
 pub struct Cli {
     /// Path to the YAML configuration.
     #[arg(
@@ -86,6 +89,9 @@ pub enum LogFormat {
 pub enum Command {
     /// Validate the configuration and exit (non-zero on any problem).
     CheckConfig,
+    /// Send each account's cheapest read call once and report whether its key
+    /// works (exit 1 on any failure).
+    CheckCredentials,
     /// Run against the simulated vendors on loopback (no credentials needed;
     /// builds with the `sim` feature only).
     Demo {
@@ -159,6 +165,13 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             },
             serve_opts,
         ),
+        Some(Command::CheckCredentials) => match config::load(&cli.config_file) {
+            Ok(config) => probe::run(&config),
+            Err(e) => {
+                eprintln!("{e}");
+                Ok(ExitCode::from(USAGE))
+            }
+        },
         Some(Command::CheckConfig) => {
             let config = match config::load(&cli.config_file) {
                 Ok(c) => c,

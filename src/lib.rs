@@ -14,6 +14,7 @@ pub mod demo;
 pub mod http;
 pub mod logging;
 pub mod metrics;
+pub mod probe;
 pub mod secret;
 pub mod server;
 #[cfg(feature = "sim")]

@@ -312,10 +312,7 @@ async fn throttling_backs_off_counts_and_holds_the_budget() {
     assert_eq!(up(&m), Some(1.0));
     let log = sim.control.received();
     let lists: Vec<_> = log.iter().filter(|r| r.api == LIST).collect();
-    let throttled: Vec<_> = lists
-        .iter()
-        .filter(|r| r.answer == "TooManyRequests" || r.answer == "Throttling.User")
-        .collect();
+    let throttled: Vec<_> = lists.iter().filter(|r| r.answer == "throttled").collect();
     assert_eq!(throttled.len(), 3, "{lists:?}");
     assert_eq!(requests(&m, LIST, "throttled"), 3.0);
     // Backoff: nothing on that API for 1 s, 2 s, 4 s after each answer.

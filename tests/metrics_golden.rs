@@ -304,7 +304,18 @@ fn readme_documents_every_family_with_its_labels() {
             .unwrap_or_else(|| panic!("README's metric table has no row for {}", f.name));
         let cells: Vec<&str> = row.split('|').map(str::trim).collect();
         assert_eq!(cells[2], f.kind.as_str(), "type of {} in README", f.name);
-        let labels: Vec<&str> = cells[3]
+        // Label names, without the notes in parentheses after some.
+        let mut names = String::new();
+        let mut depth = 0;
+        for c in cells[3].chars() {
+            match c {
+                '(' => depth += 1,
+                ')' => depth -= 1,
+                c if depth == 0 => names.push(c),
+                _ => {}
+            }
+        }
+        let labels: Vec<&str> = names
             .split(',')
             .map(|l| l.split_whitespace().next().unwrap_or(""))
             .filter(|l| !l.is_empty() && *l != "—")

@@ -474,3 +474,51 @@ async fn unfinished_records_are_rechecked_by_task_id_until_finished() {
         .collect();
     assert!(by_id.is_empty(), "{by_id:?}");
 }
+
+/// Regression (tencent_blackbox raced on it): a refresh at second `t`
+/// lists `[t - lookback, t)`, EndTime `t - 1` inclusive, so a record
+/// created during second `t` is not in it; the next refresh's head (from
+/// the previous `now` minus the overlap) lists it. Nothing is lost: the
+/// black-box truth must be taken for the window the exporter listed.
+#[tokio::test(start_paused = true)]
+async fn a_record_created_in_the_refresh_second_is_listed_by_the_next_refresh() {
+    let t0 = 1_700_000_000;
+    let clock: SharedClock = Arc::new(TokioClock::starting_at(t0));
+    let w = World::new(clock.clone());
+    for (i, created_at) in [t0 - 1, t0].into_iter().enumerate() {
+        w.add(SimTask {
+            id: format!("17000000009999{i:04}"),
+            task_type: TaskType::RefreshDir,
+            created_at,
+            domain: "www.example.com".into(),
+            urls: vec![format!("https://www.example.com/dir{i}/")],
+            queued_for: 0,
+            runs_for: None,
+            fails: false,
+        });
+    }
+    let sim = TencentSim::new(w.clone(), ID, KEY).with_clock(clock.clone());
+    let c = collector(
+        &account_yaml("https://cdn.test", ID, KEY, ""),
+        Arc::new(RouterTransport::new(sim.clone().router())),
+        clock.clone(),
+    );
+    let running = |m: &HashMap<String, f64>| {
+        series(
+            m,
+            "cdn_tasks",
+            &[("task_type", "refresh_dir"), ("status", "running")],
+        )
+    };
+    let (_, m) = scrape(&c).await;
+    assert_eq!(clock.unix(), t0, "the first refresh ran in second t0");
+    assert_eq!(
+        running(&m),
+        Some(1.0),
+        "EndTime t0 - 1 is inclusive: the record of t0 - 1 is listed, the one of t0 not yet"
+    );
+    tokio::time::advance(Duration::from_secs(1)).await;
+    let (_, m) = scrape(&c).await;
+    assert_eq!(running(&m), Some(2.0), "the next refresh lists second t0");
+    assert_truth(&m, &sim);
+}

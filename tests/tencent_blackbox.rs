@@ -3,7 +3,7 @@
 
 mod common;
 
-use cdn_task_exporter::clock::SystemClock;
+use cdn_task_exporter::clock::{Clock, SystemClock};
 use cdn_task_exporter::sim::tencent::TencentSim;
 use cdn_task_exporter::sim::{serve, Traffic, World};
 use cdn_task_exporter::task::{TaskStatus, TaskType};
@@ -29,6 +29,17 @@ async fn start_sim(seed: u64, secret: &str, token: Option<&str>) -> (TencentSim,
         Duration::from_secs(6 * 3600),
     );
     world.freeze();
+    // The exporter lists `[now - lookback, now)` in whole seconds (EndTime
+    // `now - 1`, inclusive) and takes the current second on its next
+    // refresh, by design. A record created in the frozen second (seed 41
+    // has one) is therefore missing from a first refresh that runs in that
+    // same second, while the truth counts it: start the exporter only once
+    // the clock has left the frozen second, so the first refresh's window
+    // holds every record the truth counts.
+    let frozen = world.now();
+    while SystemClock.unix() <= frozen {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let mut sim = TencentSim::new(world, ID, secret);
     if let Some(t) = token {
         sim = sim.with_token(t);
@@ -64,7 +75,20 @@ accounts:
     let text =
         tokio::task::block_in_place(|| exp.scrape_until_synced(&acct, Duration::from_secs(30)));
     let m = parse_metrics(&text);
-    let truth = sim.truth(sim.world.now() - 86_400);
+    let frozen = sim.world.now();
+    let truth = sim.truth(frozen - 86_400);
+    // Every record of the world lies inside the 24 h lookback, and the
+    // newest was created in the frozen second: both window edges are
+    // exercised, the newest one exactly.
+    assert_eq!(
+        sim.truth(0),
+        truth,
+        "the 6 h backfill lies inside the lookback"
+    );
+    assert!(
+        !sim.world.list(frozen, frozen + 1, None, None).is_empty(),
+        "seed 41 creates a record in the frozen second"
+    );
     assert!(
         truth.values().sum::<u64>() > 3000,
         "a realistic history of URL records"

@@ -147,6 +147,14 @@ static REASON: LazyLock<[String; 2]> = LazyLock::new(|| {
     )
 });
 
+/// The ages `cdn_tasks_unfinished_older_than` reports, in seconds: the
+/// thresholds a stuck-task alert can choose from (15m … 1d).
+pub const UNFINISHED_AGES: [i64; 5] = [900, 1_800, 3_600, 21_600, 86_400];
+
+/// `,older_than="…"` per [`UNFINISHED_AGES`] entry.
+static OLDER_THAN: LazyLock<[String; 5]> =
+    LazyLock::new(|| UNFINISHED_AGES.map(|a| format!(",older_than=\"{a}\"")));
+
 /// `,reason="…"` per HTTP server limit.
 static HTTP_REASON: LazyLock<[String; 6]> = LazyLock::new(|| {
     extra(
@@ -191,7 +199,7 @@ const BY_STATUS: &[&str] = &["vendor", "account", "task_type", "status"];
 const BY_API: &[&str] = &["vendor", "account", "api"];
 
 /// Every family, in exposition order.
-pub static FAMILIES: [Family; 30] = [
+pub static FAMILIES: [Family; 31] = [
     Family {
         name: "cdn_tasks",
         kind: Kind::Gauge,
@@ -264,6 +272,23 @@ pub static FAMILIES: [Family; 30] = [
                     .map(|c| (sc.now - c).max(0))
                     .unwrap_or(0);
                 line(out, name, lt, "", age as u64);
+            }
+        }),
+    },
+    Family {
+        name: "cdn_tasks_unfinished_older_than",
+        kind: Kind::Gauge,
+        help: concat!(
+            "Tasks still pending or running (not unknown) created more than older_than seconds ago. ",
+            cached!()
+        ),
+        labels: &["vendor", "account", "task_type", "older_than"],
+        source: Source::Live(|out, name, r, sc| {
+            for (t, lt) in &r.l.by_type {
+                for (age, extra) in UNFINISHED_AGES.iter().zip(OLDER_THAN.iter()) {
+                    let n = r.s.aggregates.pending_running_before(t.index(), sc.now - age);
+                    line(out, name, lt, extra, n as u64);
+                }
             }
         }),
     },

@@ -17,7 +17,7 @@ mod families;
 mod process;
 mod text;
 
-pub use families::{Family, Kind, FAMILIES};
+pub use families::{Family, Kind, FAMILIES, UNFINISHED_AGES};
 pub use process::cpu_seconds;
 pub use text::escape_label;
 

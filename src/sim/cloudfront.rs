@@ -25,7 +25,7 @@
 // Handlers return the vendor's error response as their `Err`.
 #![allow(clippy::result_large_err)]
 
-use super::{fault_body, Control, Fault, SimTask, World};
+use super::{Control, Fault, SimTask, World};
 use crate::clock::{SharedClock, SystemClock};
 use crate::task::{TaskStatus, TaskType};
 use crate::vendors::cloudfront::api::{
@@ -557,13 +557,21 @@ async fn handle(
             .find(|(k, _)| k == "MaxItems")
             .map_or("", |(_, v)| v.as_str()),
     );
+    if s.control.auth_failing() {
+        s.control.record_detail(api, "auth_error", &detail);
+        return s.error(
+            StatusCode::FORBIDDEN,
+            "InvalidClientTokenId",
+            "The security token included in the request is invalid.",
+        );
+    }
     if let Err(resp) = s.authenticate(&method, &path, &query, &headers, &body) {
         s.control.record_detail(api, "auth_error", &detail);
         return resp;
     }
-    if !s.control.admit(api) || s.control.fault() == Fault::Throttle {
-        s.control.record_detail(api, "throttled", &detail);
-        return s.error(StatusCode::BAD_REQUEST, "Throttling", "Rate exceeded");
+    if !s.control.admit(api) || s.control.throttling() {
+        let resp = s.error(StatusCode::BAD_REQUEST, "Throttling", "Rate exceeded");
+        return s.control.throttled(api, resp);
     }
     if s.control.fault() == Fault::ServerError {
         s.control.record_detail(api, "server_error", &detail);
@@ -613,24 +621,17 @@ async fn handle(
             return resp;
         }
     };
-    if let Some((status, bytes)) = fault_body(&s.control.fault(), &body).await {
-        s.control.record_detail(api, "fault", &detail);
-        return (
-            StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
-            bytes,
-        )
-            .into_response();
-    }
-    s.control.record_detail(api, "ok", &detail);
     let rid = s.request_id();
-    (
+    let resp = (
         [
             ("content-type", "text/xml"),
             ("x-amz-request-id", rid.as_str()),
         ],
         body,
     )
-        .into_response()
+        .into_response();
+    // Every other fault damages the normal answer, in one place.
+    s.control.deliver(api, &detail, resp).await
 }
 
 #[cfg(test)]

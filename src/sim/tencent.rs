@@ -13,7 +13,7 @@
 //! fails on its first URL (`fail`, or for some prefetches `invalid`) while
 //! its other URLs succeed: status is per URL.
 
-use super::{fault_body, Control, Fault, SimTask, World};
+use super::{Control, Fault, SimTask, World};
 use crate::clock::{SharedClock, SystemClock};
 use crate::task::{TaskStatus, TaskType};
 use crate::vendors::tencent::api::{
@@ -600,23 +600,31 @@ async fn handle(
             "The API version does not exist or is not supported.",
         );
     }
+    if s.control.auth_failing() {
+        s.control
+            .record_detail(&action, "auth_error", "AuthFailure.SecretIdNotFound");
+        return s.error(
+            "AuthFailure.SecretIdNotFound",
+            "The SecretId is not found, please ensure that your SecretId is correct.",
+        );
+    }
     if let Err((code, msg)) = s.authenticate(&method, &headers, &body) {
         s.control.record_detail(&action, "auth_error", code);
         return s.error(code, &msg);
     }
-    if !s.control.admit(&action) || s.control.fault() == Fault::Throttle {
-        s.control.record(&action, "throttled");
+    if !s.control.admit(&action) || s.control.throttling() {
         let limit = APIS
             .iter()
             .find(|a| a.name == action)
             .map_or(20, |a| a.limit.requests);
-        return s.error(
+        let resp = s.error(
             "RequestLimitExceeded",
             &format!(
                 "Your current request times equals to `{}` in a second, which exceeds the frequency limit `{limit}` for a second. Please reduce the frequency of calls.",
                 limit + 1
             ),
         );
+        return s.control.throttled(&action, resp);
     }
     if s.control.fault() == Fault::ServerError {
         s.control.record(&action, "server_error");
@@ -643,23 +651,8 @@ async fn handle(
             return s.error(code, &msg);
         }
     };
-    let fault = s.control.fault();
-    if fault != Fault::None {
-        let text = serde_json::to_string(&api::Envelope {
-            response: Some(out.clone()),
-        })
-        .unwrap_or_default();
-        if let Some((status, bytes)) = fault_body(&fault, &text).await {
-            s.control.record(&action, "fault");
-            return (
-                axum::http::StatusCode::from_u16(status).unwrap_or(axum::http::StatusCode::OK),
-                bytes,
-            )
-                .into_response();
-        }
-    }
-    s.control.record(&action, "ok");
-    s.answer(out)
+    // Every other fault damages the normal answer, in one place.
+    s.control.deliver(&action, "", s.answer(out)).await
 }
 
 /// Task types the simulator can serve (the world may hold others).

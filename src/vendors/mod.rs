@@ -425,6 +425,16 @@ pub trait Vendor: fmt::Debug + Send + Sync + 'static {
         None
     }
 
+    /// The one cheapest read call that proves this account's key and its
+    /// permission (`check-credentials`), at Unix time `now`. The default: the
+    /// first listing of the watched types over the last [`PROBE_WINDOW`]
+    /// seconds. `None`: the vendor has no call to spare.
+    fn probe(&self, watched: &[TaskType], now: i64) -> Option<Query> {
+        self.streams(watched)
+            .first()
+            .map(|&stream| probe_listing(stream, now))
+    }
+
     /// Quota queries, if the vendor has a quota API.
     fn quota_queries(&self, _watched: &[TaskType]) -> Vec<Query> {
         Vec::new()
@@ -441,6 +451,20 @@ pub trait Vendor: fmt::Debug + Send + Sync + 'static {
     /// Parses any response to `query`: tasks, quotas and paging, or a
     /// classified error. Must never panic, whatever the bytes.
     fn parse(&self, query: &Query, page: u32, response: &HttpResponse) -> Result<Parsed, ApiError>;
+}
+
+/// Seconds of history a probe lists: small, so its answer is one page.
+pub const PROBE_WINDOW: i64 = 300;
+
+/// A listing of `stream` over the last [`PROBE_WINDOW`] seconds before `now`.
+pub fn probe_listing(stream: Stream, now: i64) -> Query {
+    Query::List {
+        stream,
+        window: Window {
+            from: now - PROBE_WINDOW,
+            to: now,
+        },
+    }
 }
 
 /// Classifies an HTTP status when the body says nothing more specific.

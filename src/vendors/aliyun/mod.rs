@@ -328,6 +328,19 @@ impl Vendor for AliyunVendor {
             .collect()
     }
 
+    /// `DescribeRefreshTasks` (the listing every refresh needs, 5/s) for the
+    /// first watched type over the last five minutes.
+    fn probe(&self, watched: &[TaskType], now: i64) -> Option<Query> {
+        let task_type = TASK_TYPES.iter().find(|t| watched.contains(t)).copied();
+        Some(super::probe_listing(
+            Stream {
+                api: LIST,
+                task_type: task_type.or(Some(TaskType::RefreshFile)),
+            },
+            now,
+        ))
+    }
+
     fn plan_rechecks(&self, unfinished: &[Unfinished]) -> Vec<Query> {
         let mut out = Vec::new();
         for t in TASK_TYPES {

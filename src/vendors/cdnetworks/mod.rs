@@ -229,6 +229,19 @@ impl Vendor for CdnetworksVendor {
         Some(MAX_SPAN)
     }
 
+    /// `PurgeItemIdQuery` over the last five minutes, whatever the account
+    /// watches: same user, same signature, ten calls per 5 minutes — never
+    /// the fetch query, which allows one.
+    fn probe(&self, _watched: &[TaskType], now: i64) -> Option<Query> {
+        Some(super::probe_listing(
+            Stream {
+                api: PURGE,
+                task_type: None,
+            },
+            now,
+        ))
+    }
+
     fn recheck_by_relisting(&self) -> Option<u32> {
         Some(self.opts.page_size)
     }

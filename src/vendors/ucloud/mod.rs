@@ -200,6 +200,23 @@ impl Vendor for UcloudVendor {
         s
     }
 
+    /// `DescribeNewUcdnRefreshCacheTask` over the last five minutes, or the
+    /// prefetch listing when the account watches only prefetches.
+    fn probe(&self, watched: &[TaskType], now: i64) -> Option<Query> {
+        let stream = if watched.iter().any(|t| t.is_refresh()) || watched.is_empty() {
+            Stream {
+                api: REFRESH,
+                task_type: None,
+            }
+        } else {
+            Stream {
+                api: PREFETCH,
+                task_type: Some(TaskType::Prefetch),
+            }
+        };
+        Some(super::probe_listing(stream, now))
+    }
+
     /// The refresh API holds both refresh types.
     fn stream_task_types(&self, stream: &Stream, watched: &[TaskType]) -> Vec<TaskType> {
         watched

@@ -255,6 +255,19 @@ impl Vendor for VolcengineVendor {
             .collect()
     }
 
+    /// The configured listing action (`ListContentTasks` by default) for the
+    /// first watched type over the last five minutes.
+    fn probe(&self, watched: &[TaskType], now: i64) -> Option<Query> {
+        let task_type = TASK_TYPES.iter().find(|t| watched.contains(t)).copied();
+        Some(super::probe_listing(
+            Stream {
+                api: self.opts.action.api(),
+                task_type: task_type.or(Some(TaskType::RefreshFile)),
+            },
+            now,
+        ))
+    }
+
     fn max_span(&self, _stream: &Stream) -> Option<Duration> {
         Some(MAX_SPAN)
     }
