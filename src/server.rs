@@ -121,22 +121,9 @@ pub fn rejected(reason: Reason) -> u64 {
     REJECTED[reason as usize].load(Ordering::Relaxed)
 }
 
-/// Appends the server's families to an exposition.
-pub fn render_metrics(out: &mut String) {
-    out.push_str("# HELP cdn_exporter_http_connections_rejected_total HTTP connections the exporter closed or refused because of a server limit, by reason.\n# TYPE cdn_exporter_http_connections_rejected_total counter\n");
-    for r in Reason::ALL {
-        let _ = writeln!(
-            out,
-            "cdn_exporter_http_connections_rejected_total{{reason=\"{}\"}} {}",
-            r.as_str(),
-            rejected(r)
-        );
-    }
-    let _ = write!(
-        out,
-        "# HELP cdn_exporter_http_connections Open HTTP connections, TLS handshakes included.\n# TYPE cdn_exporter_http_connections gauge\ncdn_exporter_http_connections {}\n",
-        OPEN.load(Ordering::Relaxed)
-    );
+/// Open HTTP connections, TLS handshakes included.
+pub fn open_connections() -> usize {
+    OPEN.load(Ordering::Relaxed)
 }
 
 /// Counts per reason since the last log line; one line per wave.

@@ -25,7 +25,6 @@ use budget::{Budget, Rate};
 use cache::{Aggregates, TaskCache};
 use coverage::Coverage;
 use stats::{ApiStats, Histogram, SkipReason, TASK_DURATION_BUCKETS};
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -56,42 +55,32 @@ pub struct Snapshot {
     pub last_error: Option<String>,
 }
 
-/// Task duration histograms per vendor × task type, shared by accounts.
-#[derive(Debug, Default)]
+/// Create→finish histograms of one account, one per watched task type.
+#[derive(Debug)]
 pub struct TaskDurations {
-    by_vendor: HashMap<VendorKind, Vec<Histogram>>,
+    by_type: Vec<(TaskType, Histogram)>,
 }
 
 impl TaskDurations {
-    /// Histograms for these vendors (every task type), so series exist at 0.
-    pub fn new(kinds: impl IntoIterator<Item = VendorKind>) -> Self {
-        let mut by_vendor = HashMap::new();
-        for k in kinds {
-            by_vendor.entry(k).or_insert_with(|| {
-                TaskType::ALL
-                    .iter()
-                    .map(|_| Histogram::new(TASK_DURATION_BUCKETS))
-                    .collect()
-            });
-        }
-        TaskDurations { by_vendor }
-    }
-
-    fn observe(&self, kind: VendorKind, t: TaskType, seconds: f64) {
-        if let Some(h) = self.by_vendor.get(&kind) {
-            h[t.index()].observe(seconds);
+    /// Empty histograms for these task types, so their series exist at 0.
+    pub fn new(types: &[TaskType]) -> Self {
+        TaskDurations {
+            by_type: types
+                .iter()
+                .map(|t| (*t, Histogram::new(TASK_DURATION_BUCKETS)))
+                .collect(),
         }
     }
 
-    /// (vendor, task type, histogram), sorted by vendor name.
-    pub fn iter(&self) -> Vec<(VendorKind, TaskType, &Histogram)> {
-        let mut kinds: Vec<_> = self.by_vendor.keys().copied().collect();
-        kinds.sort_by_key(|k| k.as_str());
-        kinds
-            .into_iter()
-            .flat_map(|k| TaskType::ALL.into_iter().map(move |t| (k, t)))
-            .filter_map(|(k, t)| self.by_vendor.get(&k).map(|h| (k, t, &h[t.index()])))
-            .collect()
+    fn observe(&self, t: TaskType, seconds: f64) {
+        if let Some((_, h)) = self.by_type.iter().find(|(x, _)| *x == t) {
+            h.observe(seconds);
+        }
+    }
+
+    /// The histogram of task type `t`, if watched.
+    pub fn get(&self, t: TaskType) -> Option<&Histogram> {
+        self.by_type.iter().find(|(x, _)| *x == t).map(|(_, h)| h)
     }
 }
 
@@ -128,11 +117,12 @@ pub struct Account {
     /// Per stream, the watched task types whose data it holds.
     stream_types: Vec<Vec<TaskType>>,
     pub stats: ApiStats,
+    /// Create→finish times of the tasks counted in `finished`.
+    pub durations: TaskDurations,
     vendor: Arc<dyn Vendor>,
     budget: Budget,
     transport: Arc<dyn Transport>,
     clock: SharedClock,
-    durations: Arc<TaskDurations>,
     state: tokio::sync::Mutex<SyncState>,
     snapshot: RwLock<Arc<Snapshot>>,
     flight: Mutex<Flight>,
@@ -148,12 +138,7 @@ impl std::fmt::Debug for Account {
 }
 
 impl Account {
-    fn new(
-        setup: AccountConfig,
-        transport: Arc<dyn Transport>,
-        clock: SharedClock,
-        durations: Arc<TaskDurations>,
-    ) -> Self {
+    fn new(setup: AccountConfig, transport: Arc<dyn Transport>, clock: SharedClock) -> Self {
         let apis = setup.kind.apis();
         let streams = setup.vendor.streams(&setup.task_types);
         Account {
@@ -163,6 +148,7 @@ impl Account {
                 .map(|s| setup.vendor.stream_task_types(s, &setup.task_types))
                 .collect(),
             stats: ApiStats::new(apis.len()),
+            durations: TaskDurations::new(&setup.task_types),
             budget: Budget::new(setup.rates.iter().copied()),
             state: tokio::sync::Mutex::new(SyncState {
                 cache: TaskCache::new(setup.settings.max_tasks),
@@ -184,7 +170,6 @@ impl Account {
             vendor: setup.vendor,
             transport,
             clock,
-            durations,
         }
     }
 
@@ -325,7 +310,6 @@ pub fn age(now: i64, since: Option<i64>, started: i64) -> f64 {
 /// All accounts, and what a scrape does with them.
 pub struct Collector {
     pub accounts: Vec<Arc<Account>>,
-    pub durations: Arc<TaskDurations>,
     pub clock: SharedClock,
     /// Unix time the collector started.
     pub started: i64,
@@ -338,22 +322,13 @@ impl Collector {
         transport: Arc<dyn Transport>,
         clock: SharedClock,
     ) -> Self {
-        let durations = Arc::new(TaskDurations::new(setups.iter().map(|s| s.kind)));
         let started = clock.unix();
         let accounts = setups
             .into_iter()
-            .map(|s| {
-                Arc::new(Account::new(
-                    s,
-                    Arc::clone(&transport),
-                    Arc::clone(&clock),
-                    Arc::clone(&durations),
-                ))
-            })
+            .map(|s| Arc::new(Account::new(s, Arc::clone(&transport), Arc::clone(&clock))))
             .collect();
         Collector {
             accounts,
-            durations,
             clock,
             started,
         }

@@ -148,6 +148,9 @@ pub enum SkipReason {
 }
 
 impl SkipReason {
+    /// Every reason, in index order.
+    pub const ALL: [SkipReason; 2] = [SkipReason::Fresh, SkipReason::Budget];
+
     /// Label value.
     pub fn as_str(self) -> &'static str {
         match self {

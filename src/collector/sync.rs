@@ -446,7 +446,7 @@ impl Account {
                 let col = usize::from(f.status == crate::task::TaskStatus::Failed);
                 st.finished[f.task_type.index()][col] += 1;
                 if let Some(d) = f.duration_seconds {
-                    self.durations.observe(self.kind, f.task_type, d);
+                    self.durations.observe(f.task_type, d);
                 }
                 if f.status == crate::task::TaskStatus::Failed {
                     tracing::info!(vendor = %self.kind, account = %self.name, task_type = %f.task_type, error = task.error.as_deref().unwrap_or(""), "task failed");
