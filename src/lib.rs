@@ -8,6 +8,8 @@ pub mod clock;
 pub mod collector;
 pub mod config;
 pub mod demo;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod metrics;
 pub mod secret;

@@ -61,7 +61,15 @@ pub fn parse_zone(s: &str) -> Option<i32> {
         None if rest.len() == 4 => (rest.get(..2)?, rest.get(2..)?),
         None => (rest, "0"),
     };
-    let (h, m): (i32, i32) = (h.parse().ok()?, m.parse().ok()?);
+    // Digits only: `i32::parse` would accept a second sign (`GMT+-9`) and
+    // the range check below would let a negative hour overflow.
+    let digits = |s: &str| -> Option<i32> {
+        if s.is_empty() || s.len() > 2 || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        s.parse().ok()
+    };
+    let (h, m) = (digits(h)?, digits(m)?);
     if h > 14 || m > 59 {
         return None;
     }
@@ -187,7 +195,9 @@ pub fn parse_page(resp: &HttpResponse, offset_seconds: i32) -> Result<Page, ApiE
     let request_id = resp.header("x-cnc-request-id").map(str::to_owned);
     let json: Option<Value> = serde_json::from_slice(&resp.body).ok();
     let obj = json.as_ref().and_then(Value::as_object);
-    if resp.status != 200 {
+    // Any 2xx is read as an answer: `outcome_for_status` calls every 2xx
+    // `Ok`, and an error must never be counted as an ok request.
+    if !(200..300).contains(&resp.status) {
         let msg = obj
             .and_then(message)
             .unwrap_or_else(|| format!("HTTP {}", resp.status));
@@ -317,6 +327,42 @@ mod tests {
         assert_eq!(parse_zone("+0800"), Some(28_800));
         assert_eq!(parse_zone("GMT+99:00"), None);
         assert_eq!(parse_zone("Asia/Shanghai"), None);
+    }
+
+    /// Fuzzing found it: a 2xx other than 200 (204 with any body) became an
+    /// error whose outcome was `ok`, counted as an ok request.
+    #[test]
+    fn other_2xx_is_read_as_an_answer_never_an_ok_error() {
+        for status in [201, 204, 299] {
+            let e = parse_page(&resp(status, "pegaNo"), ZONE_OFFSET_SECONDS).unwrap_err();
+            assert_eq!(e.outcome, Outcome::ParseError, "{status}");
+            let p = parse_page(
+                &resp(status, r#"{"Code":1,"count":0,"resultDetail":[]}"#),
+                ZONE_OFFSET_SECONDS,
+            )
+            .unwrap();
+            assert_eq!(p.count, 0);
+        }
+    }
+
+    /// Fuzzing found it: `h * 3600` overflowed (a debug-build panic) on a
+    /// signed hour, `GMT+-999999999` (only `h > 14` was checked).
+    #[test]
+    fn zone_with_signed_or_huge_hour_is_rejected_not_overflowed() {
+        for z in [
+            "GMT+-999999999",
+            "GMT--1",
+            "GMT++8",
+            "UTC+-0",
+            "GMT+08:-30",
+            "GMT+99999999999",
+            "+-800",
+            "GMT+ 8",
+        ] {
+            assert_eq!(parse_zone(z), None, "{z:?}");
+        }
+        assert_eq!(parse_zone("GMT+14:59"), Some(14 * 3600 + 59 * 60));
+        assert_eq!(parse_zone("GMT-14:59"), Some(-(14 * 3600 + 59 * 60)));
     }
 
     #[test]
