@@ -2,11 +2,10 @@
 
 use crate::auth::{self, BasicAuth};
 use crate::clock::SharedClock;
-use crate::collector::{AccountSetup, Collector};
+use crate::collector::Collector;
 use crate::config::Config;
 use crate::http::Transport;
 use crate::metrics;
-use crate::vendors;
 use crate::web_config::WebConfig;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
@@ -32,21 +31,82 @@ pub struct AppState {
     pub renderer: Arc<metrics::Renderer>,
 }
 
+/// How `serve` presents itself.
+#[derive(Debug, Clone, Copy)]
+pub struct ServeOptions {
+    /// Answer /-/healthy and /-/ready without basic auth.
+    pub health_without_auth: bool,
+    /// Print the landing page and metrics URLs on stdout (demo).
+    pub announce: bool,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            health_without_auth: true,
+            announce: false,
+        }
+    }
+}
+
+/// Binds the listen address (`host:port`; port 0 picks a free one, and the
+/// bound address is logged by `serve`).
+pub async fn bind(address: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    use anyhow::Context;
+    tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("cannot listen on {address}"))
+}
+
+/// Runs the exporter for a validated config on `listener` until `shutdown`
+/// completes: the collector, the routes, TLS and basic auth per `web`.
+pub async fn serve(
+    config: Config,
+    web: WebConfig,
+    listener: tokio::net::TcpListener,
+    opts: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    for w in &config.warnings {
+        tracing::warn!(warning = %w, "config adjusted");
+    }
+    let transport = Arc::new(crate::http::ReqwestTransport::new(
+        config.max_response_bytes,
+    )?);
+    let collector = Arc::new(collector(
+        &config,
+        transport,
+        Arc::new(crate::clock::SystemClock),
+    ));
+    let state = AppState {
+        collector,
+        scrape_timeout: config.scrape_timeout,
+        scrape_timeout_margin: config.scrape_timeout_margin,
+        renderer: Default::default(),
+    };
+    let addr = listener.local_addr()?;
+    if opts.announce {
+        println!("exporter landing page: http://{addr}/");
+        println!("exporter metrics:      http://{addr}/metrics");
+    }
+    tracing::info!(
+        address = %addr,
+        accounts = config.accounts.len(),
+        tls = web.tls.is_some(),
+        basic_auth = !web.basic_auth_users.is_empty(),
+        "listening"
+    );
+    let router = secure(router(state), &web, opts.health_without_auth);
+    match web.tls {
+        Some(tls) => run_tls(listener, tls, router, shutdown).await?,
+        None => run(listener, router, shutdown).await?,
+    }
+    Ok(())
+}
+
 /// Builds the collector for a validated config.
 pub fn collector(config: &Config, transport: Arc<dyn Transport>, clock: SharedClock) -> Collector {
-    let setups = config
-        .accounts
-        .iter()
-        .map(|a| AccountSetup {
-            name: a.name.clone(),
-            kind: a.kind,
-            vendor: vendors::instantiate(a.context.clone()),
-            rates: a.rates.clone(),
-            task_types: a.task_types.clone(),
-            settings: a.settings.clone(),
-        })
-        .collect();
-    Collector::new(setups, transport, clock)
+    Collector::new(config.accounts.clone(), transport, clock)
 }
 
 /// The exporter's routes.

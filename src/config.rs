@@ -15,15 +15,15 @@
 //!     credentials: { id: LTAI..., secret: "${ALIYUN_SECRET}" }
 //! ```
 
-use crate::collector::budget::Rate;
-use crate::collector::Settings;
+use crate::api::Rate;
 use crate::secret::Secret;
 use crate::task::TaskType;
-use crate::vendors::{Credentials, VendorContext, VendorKind};
+use crate::vendors::{Credentials, Vendor, VendorContext, VendorKind};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Validated configuration.
@@ -40,16 +40,60 @@ pub struct Config {
     pub warnings: Vec<String>,
 }
 
-/// One validated account.
+/// One validated account: everything the collector needs to run it.
 #[derive(Debug, Clone)]
 pub struct AccountConfig {
     pub name: String,
     pub kind: VendorKind,
+    /// Endpoint, credentials and domain the vendor module was built from.
     pub context: VendorContext,
+    /// The vendor module, built from the context and the validated options.
+    pub vendor: Arc<dyn Vendor>,
     pub task_types: Vec<TaskType>,
     pub settings: Settings,
     /// Budget per vendor API, in the vendor's API order.
     pub rates: Vec<Rate>,
+}
+
+/// Per-account timing and size settings (validated config).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// How far back tasks are listed and kept (clamped to the vendor's limit).
+    pub lookback: Duration,
+    /// Data younger than this is served from cache without asking the vendor.
+    pub min_refresh_interval: Duration,
+    /// Each head listing starts this far before the previous one ended, to
+    /// catch tasks that appear late; duplicates are merged by id.
+    pub overlap: Duration,
+    /// The longest a refresh waits for a budget permit before deferring the
+    /// rest of its work to the next refresh.
+    pub max_permit_wait: Duration,
+    /// Deadline for one whole HTTP exchange, body included.
+    pub request_timeout: Duration,
+    /// Extra attempts after a transient failure (5xx, timeout, network).
+    pub retries: u32,
+    /// How often quotas are read.
+    pub quota_interval: Duration,
+    /// Most tasks cached; beyond it the oldest are evicted and counted.
+    pub max_tasks: usize,
+    /// Most pages one listing may claim, against a vendor that never ends.
+    pub max_pages: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            lookback: Duration::from_secs(86_400),
+            min_refresh_interval: Duration::from_secs(60),
+            overlap: Duration::from_secs(120),
+            max_permit_wait: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(30),
+            retries: 2,
+            quota_interval: Duration::from_secs(300),
+            max_tasks: 500_000,
+            max_pages: 1_000,
+        }
+    }
 }
 
 /// One configuration problem.
@@ -343,7 +387,7 @@ impl Validator<'_> {
                 format!(
                     "unknown vendor {:?}; expected one of {}",
                     acct.vendor,
-                    VendorKind::NAMES
+                    VendorKind::names()
                 ),
             );
             return None;
@@ -360,8 +404,13 @@ impl Validator<'_> {
                 format!("{endpoint:?} must start with http:// or https://"),
             );
         }
-        let options = match kind.parse_options(acct.options) {
-            Ok(o) => Some(o),
+        let context = VendorContext {
+            endpoint: endpoint.trim_end_matches('/').to_owned(),
+            credentials: credentials.clone().unwrap_or_default(),
+            domain: acct.domain.clone(),
+        };
+        let vendor = match kind.build(context.clone(), acct.options) {
+            Ok(v) => Some(v),
             Err(e) => {
                 self.error(&format!("options.{}", e.path), e.message);
                 None
@@ -388,16 +437,12 @@ impl Validator<'_> {
             0.5
         };
         let rates = self.rates(kind, fraction, acct.rate_budget.as_ref());
-        let credentials = credentials?;
+        credentials?;
         Some(AccountConfig {
             name: acct.name,
             kind,
-            context: VendorContext {
-                endpoint: endpoint.trim_end_matches('/').to_owned(),
-                credentials,
-                domain: acct.domain,
-                options: options?,
-            },
+            context,
+            vendor: vendor?,
             task_types,
             settings,
             rates,
@@ -643,7 +688,7 @@ pub fn exceeds(budget: Rate, limit: Rate) -> bool {
 }
 
 fn vendor_kind(s: &str) -> Option<VendorKind> {
-    serde_yaml::from_value(serde_yaml::Value::String(s.to_owned())).ok()
+    VendorKind::from_name(s)
 }
 
 /// Expands `${NAME}` references; `Err(NAME)` for an unset variable.

@@ -23,7 +23,7 @@ use crate::secret::Secret;
 use crate::task::TaskType;
 use crate::vendors::{
     self, aliyun, cdnetworks, ucloud, volcengine, Credentials, Query, Stream, Unfinished, Vendor,
-    VendorContext, VendorOptions, Window,
+    VendorContext, Window,
 };
 use std::sync::{Arc, OnceLock};
 
@@ -79,7 +79,7 @@ impl VendorInput {
     }
 }
 
-fn context(endpoint: &str, domain: Option<&str>, options: VendorOptions) -> VendorContext {
+fn context(endpoint: &str, domain: Option<&str>) -> VendorContext {
     VendorContext {
         endpoint: endpoint.into(),
         credentials: Credentials {
@@ -88,7 +88,6 @@ fn context(endpoint: &str, domain: Option<&str>, options: VendorOptions) -> Vend
             session_token: None,
         },
         domain: domain.map(str::to_owned),
-        options,
     }
 }
 
@@ -117,11 +116,7 @@ fn accounts(kind: vendors::VendorKind) -> &'static [Arc<dyn Vendor>] {
                     cloud_account_ids: vec!["acc-1".into(), "acc-2".into()],
                     page_size,
                 };
-                let ctx = context(
-                    volcengine::DEFAULT_ENDPOINT,
-                    domain,
-                    VendorOptions::Volcengine(o.clone()),
-                );
+                let ctx = context(volcengine::DEFAULT_ENDPOINT, domain);
                 v.push(Arc::new(volcengine::VolcengineVendor::new(ctx, o)));
             }
             v
@@ -133,11 +128,7 @@ fn accounts(kind: vendors::VendorKind) -> &'static [Arc<dyn Vendor>] {
                     page_size: aliyun::PageSize(page_size),
                     ..aliyun::Options::default()
                 };
-                let ctx = context(
-                    aliyun::DEFAULT_ENDPOINT,
-                    domain,
-                    VendorOptions::Aliyun(o.clone()),
-                );
+                let ctx = context(aliyun::DEFAULT_ENDPOINT, domain);
                 v.push(Arc::new(aliyun::AliyunVendor::new(ctx, o)));
             }
             v
@@ -149,11 +140,7 @@ fn accounts(kind: vendors::VendorKind) -> &'static [Arc<dyn Vendor>] {
                     page_size,
                     ..ucloud::Options::default()
                 };
-                let ctx = context(
-                    ucloud::DEFAULT_ENDPOINT,
-                    domain,
-                    VendorOptions::Ucloud(o.clone()),
-                );
+                let ctx = context(ucloud::DEFAULT_ENDPOINT, domain);
                 v.push(Arc::new(ucloud::UcloudVendor::new(ctx, o)));
             }
             v
@@ -165,11 +152,7 @@ fn accounts(kind: vendors::VendorKind) -> &'static [Arc<dyn Vendor>] {
                     page_size,
                     ..cdnetworks::Options::default()
                 };
-                let ctx = context(
-                    cdnetworks::DEFAULT_ENDPOINT,
-                    domain,
-                    VendorOptions::Cdnetworks(o.clone()),
-                );
+                let ctx = context(cdnetworks::DEFAULT_ENDPOINT, domain);
                 v.push(Arc::new(cdnetworks::CdnetworksVendor::new(ctx, o)));
             }
             v
@@ -378,7 +361,7 @@ pub fn headers_time(data: &[u8]) {
     let s = String::from_utf8_lossy(data);
     let s = s.as_ref();
 
-    let zone = cdnetworks::api::parse_zone(s);
+    let zone = crate::sim::cdnetworks::parse_zone(s);
     if let Some(z) = zone {
         assert!(z.abs() <= 14 * 3600 + 59 * 60, "zone {z} s from {s:?}");
     }

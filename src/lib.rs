@@ -2,17 +2,23 @@
 //! prefetch (preload) tasks across several vendors, each queried within its
 //! rate budget and cached between scrapes.
 
+pub mod api;
 pub mod app;
 pub mod auth;
+pub mod cli;
 pub mod clock;
 pub mod collector;
 pub mod config;
+#[cfg(feature = "sim")]
 pub mod demo;
+#[cfg(feature = "sim")]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
+pub mod logging;
 pub mod metrics;
 pub mod secret;
+#[cfg(feature = "sim")]
 pub mod sim;
 pub mod task;
 pub mod vendors;

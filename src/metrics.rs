@@ -10,10 +10,10 @@
 //! (and every API × outcome) is always written, at 0 when empty, so
 //! `increase()` and absent-based alerts behave.
 
+use crate::api::Outcome;
 use crate::collector::stats::{Histogram, SkipReason};
 use crate::collector::{Account, Collector, Snapshot};
 use crate::task::{TaskStatus, TaskType};
-use crate::vendors::Outcome;
 use std::fmt::Write;
 use std::sync::{Arc, Mutex};
 
@@ -270,7 +270,7 @@ impl Renderer {
         cached(&mut out, Cached::QuotaRemaining);
         cached(&mut out, Cached::Up);
         cached(&mut out, Cached::LastSuccess);
-        header(&mut out, "cdn_vendor_data_age_seconds", "gauge", "Seconds since the cached data was last fully refreshed (since exporter start before the first refresh).");
+        header(&mut out, "cdn_vendor_data_age_seconds", "gauge", "Seconds since the oldest data the account serves was fresh: the worst of cdn_task_data_age_seconds (since exporter start before the first refresh).");
         for (a, (l, _)) in c.accounts.iter().zip(&accounts) {
             line_f(
                 &mut out,
@@ -279,6 +279,42 @@ impl Renderer {
                 "",
                 a.data_age(now, c.started),
             );
+        }
+        header(&mut out, "cdn_task_data_age_seconds", "gauge", "Seconds since the data of this task type was fresh: the start of the last failure-free refresh that listed its streams up to then and re-checked its unfinished tasks (since exporter start before that).");
+        for (a, (l, _)) in c.accounts.iter().zip(&accounts) {
+            let s = a.snapshot();
+            for (t, lt) in &l.by_type {
+                let since = s
+                    .type_last_success
+                    .iter()
+                    .find(|(x, _)| x == t)
+                    .and_then(|(_, v)| *v);
+                line_f(
+                    &mut out,
+                    "cdn_task_data_age_seconds",
+                    lt,
+                    "",
+                    crate::collector::age(now, since, c.started),
+                );
+            }
+        }
+        header(&mut out, "cdn_task_last_success_timestamp_seconds", "gauge", "Unix time the data of this task type was last fresh (see cdn_task_data_age_seconds); 0 before that.");
+        for (a, (l, _)) in c.accounts.iter().zip(&accounts) {
+            let s = a.snapshot();
+            for (t, lt) in &l.by_type {
+                let since = s
+                    .type_last_success
+                    .iter()
+                    .find(|(x, _)| x == t)
+                    .and_then(|(_, v)| *v);
+                line(
+                    &mut out,
+                    "cdn_task_last_success_timestamp_seconds",
+                    lt,
+                    "",
+                    since.unwrap_or(0).max(0) as u64,
+                );
+            }
         }
         cached(&mut out, Cached::Requests);
         cached(&mut out, Cached::Latency);
@@ -350,7 +386,7 @@ const FAMILIES: [(&str, &str, &str); CACHED_FAMILIES] = [
     ("cdn_quota_limit", "gauge", "Daily task quota the vendor grants, where it reports one. Cached: refreshed from the vendor API at most every quota_interval; cdn_vendor_data_age_seconds says how old."),
     ("cdn_quota_remaining", "gauge", "Daily task quota left, where the vendor reports it. Cached: refreshed from the vendor API at most every quota_interval; cdn_vendor_data_age_seconds says how old."),
     ("cdn_vendor_up", "gauge", "1 if the last refresh of the account reached the vendor and every answer was usable (throttling leaves it unchanged)."),
-    ("cdn_vendor_last_success_timestamp_seconds", "gauge", "Unix time the last fully successful refresh started; 0 before the first."),
+    ("cdn_vendor_last_success_timestamp_seconds", "gauge", "Unix time the oldest data the account serves was fresh: the earliest of cdn_task_last_success_timestamp_seconds; 0 before every task type has been fresh once."),
     ("cdn_vendor_api_requests_total", "counter", "Requests sent to the vendor API, by API and outcome."),
     ("cdn_vendor_api_request_duration_seconds", "histogram", "Duration of vendor API requests, body included."),
     ("cdn_cache_tasks", "gauge", "Tasks held in the account's cache."),

@@ -5,9 +5,9 @@
 
 mod common;
 
+use cdn_task_exporter::api::Rate;
 use cdn_task_exporter::app;
 use cdn_task_exporter::clock::{SharedClock, SystemClock, TokioClock};
-use cdn_task_exporter::collector::budget::Rate;
 use cdn_task_exporter::collector::Collector;
 use cdn_task_exporter::config;
 use cdn_task_exporter::http::{ReqwestTransport, Transport};
@@ -16,7 +16,7 @@ use cdn_task_exporter::sim::cdnetworks::{truth, CdnetworksSim};
 use cdn_task_exporter::sim::{max_in_window, serve, Fault, RouterTransport, Traffic, World};
 use cdn_task_exporter::task::{TaskStatus, TaskType};
 use cdn_task_exporter::vendors::cdnetworks::api::{format_time, ZONE_OFFSET_SECONDS};
-use cdn_task_exporter::vendors::{self, Outcome, Query, Stream, Window};
+use cdn_task_exporter::vendors::{self, Outcome, Query, Stream, VendorKind, Window};
 use common::{parse_metrics, value, Exporter};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -142,10 +142,24 @@ accounts:
     );
     let bad: Vec<_> = received.iter().filter(|r| r.answer != "ok").collect();
     assert!(bad.is_empty(), "rejected or throttled: {bad:?}");
+    // While the 3-day history warms up, every other fetch call goes to
+    // backfill, so prefetch data is up to two budget windows old; once the
+    // last backfill call (the 4th, at ~945 s) is followed by a head (~1260 s),
+    // one window. The account's age is the worst
+    // stream's, so it says so.
     let worst = ages.iter().skip(1).copied().fold(0.0, f64::max);
     assert!(
-        worst <= 300.0 + 15.0,
-        "data age bound 5 min + one scrape interval, worst {worst}"
+        worst <= 2.0 * 300.0 + 15.0 + 15.0,
+        "warm-up data age bound 2 × 5 min + a scrape interval, worst {worst}"
+    );
+    let warm = ages.iter().skip(1300 / 15).copied().fold(0.0, f64::max);
+    assert!(
+        warm <= 300.0 + 15.0,
+        "data age bound 5 min + one scrape interval once warm, worst {warm}"
+    );
+    assert!(
+        worst > 300.0 + 15.0,
+        "warm-up shows in the data age: {worst}"
     );
     // Every window the simulator received respects the 1-day span and the
     // 3-day limit; some straddle midnight in UTC+8.
@@ -234,9 +248,10 @@ async fn code_zero_answers_and_malformed_bodies_are_classified_over_http() {
             session_token: None,
         },
         domain: None,
-        options: vendors::VendorOptions::Cdnetworks(Default::default()),
     };
-    let vendor = vendors::instantiate(ctx(USER));
+    let vendor = VendorKind::Cdnetworks
+        .build(ctx(USER), Default::default())
+        .unwrap();
     sim.control
         .limit("FetchItemIdQuery", Rate::new(100, Duration::from_secs(1)));
     let now = chrono::Utc::now();
@@ -340,7 +355,9 @@ async fn code_zero_answers_and_malformed_bodies_are_classified_over_http() {
         (midnight - 1800, midnight + 1799, "ok")
     );
     // Unknown user: HTTP 200, Code 0, "username is invalid" → auth_error.
-    let stranger = vendors::instantiate(ctx("nobody"));
+    let stranger = VendorKind::Cdnetworks
+        .build(ctx("nobody"), Default::default())
+        .unwrap();
     let req = stranger.build(&fetch_query(t - 60, t), 1, now).unwrap();
     let resp = transport.send(req, Duration::from_secs(5)).await.unwrap();
     assert_eq!(resp.status, 200);
@@ -520,4 +537,69 @@ accounts:
     let want = nonzero(truth(&world, clock.unix() - DAY));
     assert!(want.values().sum::<u64>() > 5000, "{want:?}");
     assert_eq!(tasks_by_label(&m), want);
+}
+
+/// Regression (issue 11): with every answer a 5xx, the failed fetch's retry
+/// found the one permit per 5 minutes spent, the failure was dropped as
+/// "deferred", and the account read up with fresh data through the outage.
+#[tokio::test(start_paused = true)]
+async fn outage_of_every_answer_reads_down_with_growing_data_age() {
+    for fault in [Fault::ServerError, Fault::Html, Fault::Truncated] {
+        let clock: SharedClock = Arc::new(TokioClock::starting_at(T0));
+        let world = World::new(clock.clone());
+        world.with_traffic(Traffic::default(), Duration::from_secs(DAY as u64));
+        let sim = CdnetworksSim::new(world.clone(), clock.clone(), USER, KEY);
+        sim.control.set_fault(fault.clone());
+        let transport = Arc::new(RouterTransport::new(sim.clone().router()));
+        let c = collector(
+            &format!(
+                r#"
+accounts:
+  - name: cn
+    vendor: cdnetworks
+    credentials: {{ id: {USER}, secret: "${{CDN_KEY}}" }}
+    min_refresh_interval: 15s
+"#
+            ),
+            transport,
+            clock.clone(),
+        );
+        let mut last_age = -1.0;
+        // 15 minutes of scrapes every 15 s, the vendor down throughout.
+        for n in 0..60 {
+            c.collect(Instant::now() + Duration::from_secs(10)).await;
+            let m = parse_metrics(&metrics::render(&c, clock.unix()));
+            let up = value(&m, "cdn_vendor_up", &account_labels()).expect("up");
+            let age = value(&m, "cdn_vendor_data_age_seconds", &account_labels()).expect("age");
+            let last = value(
+                &m,
+                "cdn_vendor_last_success_timestamp_seconds",
+                &account_labels(),
+            )
+            .unwrap();
+            assert_eq!(up, 0.0, "{fault:?}: up during the outage at scrape {n}");
+            assert_eq!(last, 0.0, "{fault:?}: no success");
+            assert!(
+                age > last_age,
+                "{fault:?}: data age grows ({age} after {last_age})"
+            );
+            last_age = age;
+            tokio::time::sleep(Duration::from_secs(15)).await;
+        }
+        let received = sim.control.received();
+        assert!(received.iter().all(|r| r.answer != "ok"), "{fault:?}");
+        assert!(max_in_window(&received, "FetchItemIdQuery", Duration::from_secs(300)) <= 1);
+        // Recovery: the next refreshes read up again.
+        sim.control.set_fault(Fault::None);
+        for _ in 0..40 {
+            c.collect(Instant::now() + Duration::from_secs(10)).await;
+            tokio::time::sleep(Duration::from_secs(15)).await;
+        }
+        let m = parse_metrics(&metrics::render(&c, clock.unix()));
+        assert_eq!(
+            value(&m, "cdn_vendor_up", &account_labels()),
+            Some(1.0),
+            "{fault:?}"
+        );
+    }
 }

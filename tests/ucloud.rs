@@ -357,7 +357,7 @@ async fn wrong_private_key_is_auth_error_up_zero_and_nothing_leaks() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sim_enforces_its_rate_limit_with_ret_code_153() {
-    use cdn_task_exporter::collector::budget::Rate;
+    use cdn_task_exporter::api::Rate;
     let world = traffic_world(25, 200.0);
     let sim = UcloudSim::new(world, PUBLIC, PRIVATE)
         .with_rate_limit(Rate::new(2, Duration::from_secs(1)));

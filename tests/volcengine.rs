@@ -5,9 +5,9 @@
 
 mod common;
 
+use cdn_task_exporter::api::Rate;
 use cdn_task_exporter::app;
 use cdn_task_exporter::clock::{Clock, SharedClock, SystemClock, TokioClock};
-use cdn_task_exporter::collector::budget::Rate;
 use cdn_task_exporter::collector::Collector;
 use cdn_task_exporter::config;
 use cdn_task_exporter::http::{ReqwestTransport, Transport};

@@ -11,72 +11,11 @@
 //! Time is tokio's monotonic clock, so tests pause and advance it.
 
 use std::collections::VecDeque;
-use std::fmt;
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// A request rate: at most `requests` in any window of length `per`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rate {
-    pub requests: u32,
-    pub per: Duration,
-}
-
-impl Rate {
-    /// `requests` per `per`.
-    pub const fn new(requests: u32, per: Duration) -> Self {
-        Rate { requests, per }
-    }
-
-    /// Scales a vendor limit by a safety fraction in (0, 1]. When the scaled
-    /// count drops below one request (CDNetworks: 1 per 5 min × 0.5), the
-    /// window is stretched instead: 1 per 10 min.
-    pub fn scaled(self, fraction: f64) -> Rate {
-        let exact = f64::from(self.requests) * fraction;
-        if exact >= 1.0 {
-            Rate::new(exact.floor() as u32, self.per)
-        } else {
-            let per = self.per.as_secs_f64() / exact.max(1e-9);
-            Rate::new(1, Duration::from_secs_f64(per.min(86_400.0 * 365.0)))
-        }
-    }
-
-    /// Requests per second, for comparing budgets with vendor limits.
-    pub fn per_second(self) -> f64 {
-        f64::from(self.requests) / self.per.as_secs_f64()
-    }
-
-    /// Parses `N/DURATION`, e.g. `2/1s`, `1/5m`.
-    pub fn parse(s: &str) -> Result<Rate, String> {
-        let (n, per) = s
-            .split_once('/')
-            .ok_or_else(|| format!("rate {s:?} is not of the form N/DURATION, e.g. 2/1s"))?;
-        let requests: u32 = n
-            .trim()
-            .parse()
-            .map_err(|_| format!("rate {s:?}: {n:?} is not a whole number"))?;
-        let per = humantime::parse_duration(per.trim())
-            .map_err(|e| format!("rate {s:?}: bad duration {per:?}: {e}"))?;
-        if requests == 0 || per.is_zero() {
-            return Err(format!(
-                "rate {s:?} must allow at least one request per non-zero window"
-            ));
-        }
-        Ok(Rate::new(requests, per))
-    }
-}
-
-impl fmt::Display for Rate {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}/{}",
-            self.requests,
-            humantime::format_duration(self.per)
-        )
-    }
-}
+pub use crate::api::Rate;
 
 /// Why no permit was granted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

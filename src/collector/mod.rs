@@ -15,6 +15,7 @@ pub mod stats;
 mod sync;
 
 use crate::clock::SharedClock;
+use crate::config::AccountConfig;
 use crate::http::Transport;
 use crate::task::TaskType;
 use crate::vendors::{Quota, Stream, Vendor, VendorKind};
@@ -24,62 +25,11 @@ use coverage::Coverage;
 use stats::{ApiStats, Histogram, SkipReason, TASK_DURATION_BUCKETS};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-/// Per-account timing and size settings (validated config).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Settings {
-    /// How far back tasks are listed and kept (clamped to the vendor's limit).
-    pub lookback: Duration,
-    /// Data younger than this is served from cache without asking the vendor.
-    pub min_refresh_interval: Duration,
-    /// Each head listing starts this far before the previous one ended, to
-    /// catch tasks that appear late; duplicates are merged by id.
-    pub overlap: Duration,
-    /// The longest a refresh waits for a budget permit before deferring the
-    /// rest of its work to the next refresh.
-    pub max_permit_wait: Duration,
-    /// Deadline for one whole HTTP exchange, body included.
-    pub request_timeout: Duration,
-    /// Extra attempts after a transient failure (5xx, timeout, network).
-    pub retries: u32,
-    /// How often quotas are read.
-    pub quota_interval: Duration,
-    /// Most tasks cached; beyond it the oldest are evicted and counted.
-    pub max_tasks: usize,
-    /// Most pages one listing may claim, against a vendor that never ends.
-    pub max_pages: u32,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            lookback: Duration::from_secs(86_400),
-            min_refresh_interval: Duration::from_secs(60),
-            overlap: Duration::from_secs(120),
-            max_permit_wait: Duration::from_secs(5),
-            request_timeout: Duration::from_secs(30),
-            retries: 2,
-            quota_interval: Duration::from_secs(300),
-            max_tasks: 500_000,
-            max_pages: 1_000,
-        }
-    }
-}
-
-/// Everything needed to run one account.
-pub struct AccountSetup {
-    pub name: String,
-    pub kind: VendorKind,
-    pub vendor: Arc<dyn Vendor>,
-    /// One budget per vendor API, in the vendor's API order.
-    pub rates: Vec<Rate>,
-    pub task_types: Vec<TaskType>,
-    pub settings: Settings,
-}
+pub use crate::config::Settings;
 
 /// What the renderer shows for an account: replaced whole after each refresh.
 #[derive(Debug, Clone, Default)]
@@ -90,8 +40,14 @@ pub struct Snapshot {
     pub quotas: Vec<Quota>,
     /// The last refresh reached the vendor and every answer was usable.
     pub up: bool,
-    /// Unix time the last fully successful refresh started.
+    /// Unix time the oldest data served was fresh: the earliest of the
+    /// watched task types' `type_last_success` (`None` until all have one).
     pub last_success: Option<i64>,
+    /// Per watched task type: the start of the last refresh that listed
+    /// every stream holding that type up to its start and re-checked its
+    /// unfinished tasks. Data of one type can be older than another's when
+    /// its API has a scarcer budget (CDNetworks fetch against purge).
+    pub type_last_success: Vec<(TaskType, Option<i64>)>,
     pub cache_tasks: usize,
     pub cache_dropped: u64,
     /// The last error, for the landing page (never contains a secret).
@@ -149,6 +105,8 @@ struct SyncState {
     last_quota: Option<Instant>,
     /// Consecutive throttling answers per API, for backoff.
     throttle_streak: Vec<u32>,
+    /// Per stream: start of the last refresh that left it fresh.
+    stream_success: Vec<Option<i64>>,
 }
 
 #[derive(Default)]
@@ -165,6 +123,8 @@ pub struct Account {
     pub settings: Settings,
     /// API names, in the vendor's order (the `api` label).
     pub api_names: Vec<&'static str>,
+    /// Per stream, the watched task types whose data it holds.
+    stream_types: Vec<Vec<TaskType>>,
     pub stats: ApiStats,
     vendor: Arc<dyn Vendor>,
     budget: Budget,
@@ -187,7 +147,7 @@ impl std::fmt::Debug for Account {
 
 impl Account {
     fn new(
-        setup: AccountSetup,
+        setup: AccountConfig,
         transport: Arc<dyn Transport>,
         clock: SharedClock,
         durations: Arc<TaskDurations>,
@@ -196,11 +156,16 @@ impl Account {
         let streams = setup.vendor.streams(&setup.task_types);
         Account {
             api_names: apis.iter().map(|a| a.name).collect(),
+            stream_types: streams
+                .iter()
+                .map(|s| setup.vendor.stream_task_types(s, &setup.task_types))
+                .collect(),
             stats: ApiStats::new(apis.len()),
             budget: Budget::new(setup.rates.iter().copied()),
             state: tokio::sync::Mutex::new(SyncState {
                 cache: TaskCache::new(setup.settings.max_tasks),
                 coverage: vec![Coverage::default(); streams.len()],
+                stream_success: vec![None; streams.len()],
                 streams,
                 counting_since: None,
                 finished: [[0; 2]; 5],
@@ -234,10 +199,10 @@ impl Account {
         self.budget.rate(api)
     }
 
-    /// Seconds since the last fully successful refresh started (since the
-    /// exporter started, before the first one).
+    /// Seconds since the oldest data served was fresh (since the exporter
+    /// started, before that).
     pub fn data_age(&self, now: i64, started: i64) -> f64 {
-        (now - self.snapshot().last_success.unwrap_or(started)).max(0) as f64
+        age(now, self.snapshot().last_success, started)
     }
 
     /// Starts a refresh if one is due and affordable. Returns a receiver that
@@ -276,21 +241,48 @@ impl Account {
     }
 
     /// Runs one refresh to completion and publishes a new snapshot.
+    ///
+    /// Health rule: `up` is 1 only when the refresh made at least one
+    /// request and every request got a usable answer; any failure makes it
+    /// 0, even if the budget ran out afterwards; throttling leaves it as it
+    /// was; a refresh that could afford no request at all leaves it as it
+    /// was. Success times move only for streams a failure-free refresh left
+    /// fresh (see `sync`).
     pub async fn refresh(&self) {
         let mut st = self.state.lock().await;
         let started = self.clock.unix();
+        let before = st.stream_success.clone();
         let result = self.sync(&mut st, started).await;
+        if result.is_err() {
+            // A refresh that failed part-way proves nothing fresh.
+            st.stream_success = before;
+        }
         st.cache
             .expire(started - self.settings.lookback.as_secs() as i64);
         let prev = self.snapshot();
-        let (up, last_success, last_error) = match &result {
-            Ok(()) => (true, Some(started), None),
+        let (up, last_error) = match &result {
+            Ok(s) if s.answered == 0 => (prev.up, prev.last_error.clone()),
+            Ok(_) => (true, None),
             // Throttling says nothing about the vendor's health.
             Err(e) if e.outcome == crate::vendors::Outcome::Throttled => {
-                (prev.up, prev.last_success, Some(e.to_string()))
+                (prev.up, Some(e.to_string()))
             }
-            Err(e) => (false, prev.last_success, Some(e.to_string())),
+            Err(e) => (false, Some(e.to_string())),
         };
+        let type_last_success: Vec<(TaskType, Option<i64>)> = self
+            .task_types
+            .iter()
+            .map(|t| {
+                let holding = self
+                    .stream_types
+                    .iter()
+                    .zip(&st.stream_success)
+                    .filter(|(types, _)| types.contains(t))
+                    .map(|(_, s)| *s);
+                (*t, oldest(holding))
+            })
+            .collect();
+        let last_success = oldest(type_last_success.iter().map(|(_, s)| *s));
         if let Err(e) = &result {
             tracing::warn!(vendor = %self.kind, account = %self.name, outcome = e.outcome.as_str(), error = %e, "refresh failed");
         } else {
@@ -302,6 +294,7 @@ impl Account {
             quotas: st.quotas.clone(),
             up,
             last_success,
+            type_last_success,
             cache_tasks: st.cache.len(),
             cache_dropped: st.cache.dropped,
             last_error,
@@ -309,6 +302,22 @@ impl Account {
         *self.snapshot.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(snap);
         self.stats.touch();
     }
+}
+
+/// The earliest of some success times; `None` if any is `None` (that data
+/// was never fresh) or there are none.
+fn oldest(times: impl Iterator<Item = Option<i64>>) -> Option<i64> {
+    let mut out: Option<i64> = None;
+    for t in times {
+        let t = t?;
+        out = Some(out.map_or(t, |o| o.min(t)));
+    }
+    out
+}
+
+/// Seconds from `since` (or `started`, when never) to `now`, never negative.
+pub fn age(now: i64, since: Option<i64>, started: i64) -> f64 {
+    (now - since.unwrap_or(started)).max(0) as f64
 }
 
 /// All accounts, and what a scrape does with them.
@@ -323,7 +332,7 @@ pub struct Collector {
 impl Collector {
     /// Builds the accounts; nothing is requested until the first scrape.
     pub fn new(
-        setups: Vec<AccountSetup>,
+        setups: Vec<AccountConfig>,
         transport: Arc<dyn Transport>,
         clock: SharedClock,
     ) -> Self {

@@ -6,7 +6,17 @@
 //! 4. quotas, when due.
 //!
 //! A missing permit defers the rest of that API's work to the next refresh
-//! (paging resumes where it stopped); an error ends the refresh.
+//! (paging resumes where it stopped); an error ends the refresh. A deferral
+//! never hides a failure: a retry that finds the budget spent reports the
+//! failure it was retrying, so the account reads down (issue: CDNetworks read
+//! `up 1` through a whole outage because its one fetch permit per window was
+//! always spent by the failed first attempt).
+//!
+//! Freshness is kept per stream: a stream's data is fresh as of a refresh
+//! only when that failure-free refresh listed its head up to now. A stream
+//! whose head was deferred (budget, or a relisting vendor's warm-up turn)
+//! keeps its older success time, so data age describes the oldest data
+//! served, not the fastest stream.
 
 use super::{Account, SyncState};
 use crate::http::TransportError;
@@ -31,10 +41,21 @@ struct Run {
     exhausted: HashSet<usize>,
     /// Keys of tasks returned during this refresh.
     seen: HashSet<u64>,
+    /// Streams whose head was deferred: not fresh as of `now`.
+    stale: HashSet<usize>,
+    /// Requests that got a usable answer.
+    answered: u32,
+}
+
+/// What a refresh that ended without a failure did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Synced {
+    /// Requests that got a usable answer (0: nothing was affordable).
+    pub answered: u32,
 }
 
 impl Account {
-    pub(super) async fn sync(&self, st: &mut SyncState, now: i64) -> Result<(), ApiError> {
+    pub(super) async fn sync(&self, st: &mut SyncState, now: i64) -> Result<Synced, ApiError> {
         let lookback_start = now - self.settings.lookback.as_secs() as i64;
         let overlap = self.settings.overlap.as_secs() as i64;
         st.counting_since.get_or_insert(now);
@@ -56,9 +77,11 @@ impl Account {
             lookback_start,
             exhausted: HashSet::new(),
             seen: HashSet::new(),
+            stale: HashSet::new(),
+            answered: 0,
         };
 
-        // 1. Heads.
+        // 1. Heads. A stream is fresh only if the listing reached now.
         for i in 0..st.streams.len() {
             let span = self.span_of(st, i);
             let chunks = st.coverage[i].chunks(span);
@@ -67,7 +90,10 @@ impl Account {
                     Some(page_size) => self.relisting_head(st, &run, i, &chunks, span, page_size),
                     None => head,
                 };
-                self.run_list(st, &mut run, i, w).await?;
+                let listed = self.run_list(st, &mut run, i, w).await?;
+                if !listed || w.to < head.to {
+                    run.stale.insert(i);
+                }
             }
         }
 
@@ -90,6 +116,10 @@ impl Account {
                 .cmp(&b.created_at)
                 .then_with(|| a.id.cmp(&b.id))
         });
+        // Re-checks are best effort against the budget: a deferred one does
+        // not make its stream stale (the head still carries every new task),
+        // or a vendor with a scarce list API and one stuck task would read
+        // stale for ever; `cdn_task_oldest_unfinished_age_seconds` shows them.
         for q in self.vendor.plan_rechecks(&unfinished) {
             if run.exhausted.contains(&q.api()) {
                 continue;
@@ -138,7 +168,14 @@ impl Account {
                 st.last_quota = Some(Instant::now());
             }
         }
-        Ok(())
+        for (i, fresh) in st.stream_success.iter_mut().enumerate() {
+            if !run.stale.contains(&i) {
+                *fresh = Some(now);
+            }
+        }
+        Ok(Synced {
+            answered: run.answered,
+        })
     }
 
     /// The first listing of stream `i` for a vendor that re-checks by
@@ -213,27 +250,28 @@ impl Account {
     }
 
     /// Lists window `w` of stream `i`, resuming paging where it stopped.
+    /// `Ok(false)`: deferred for lack of budget (no failure was seen).
     async fn run_list(
         &self,
         st: &mut SyncState,
         run: &mut Run,
         i: usize,
         w: Window,
-    ) -> Result<(), ApiError> {
+    ) -> Result<bool, ApiError> {
         let stream = st.streams[i];
         if run.exhausted.contains(&stream.api) {
-            return Ok(());
+            return Ok(false);
         }
         let start = st.coverage[i].start_page(w);
         let q = Query::List { stream, window: w };
         match self.run_query(st, run, &q, start).await {
             Ok(()) => {
                 st.coverage[i].cover(w);
-                Ok(())
+                Ok(true)
             }
             Err(Stop::Budget) => {
                 run.exhausted.insert(stream.api);
-                Ok(())
+                Ok(false)
             }
             Err(Stop::Failed(e)) => Err(e),
         }
@@ -250,7 +288,10 @@ impl Account {
     ) -> Result<(), Stop> {
         loop {
             let parsed = match self.request(st, q, page).await {
-                Ok(p) => p,
+                Ok(p) => {
+                    run.answered += 1;
+                    p
+                }
                 Err(Stop::Budget) => {
                     if let Query::List { stream, window } = q {
                         if page > 1 {
@@ -279,10 +320,13 @@ impl Account {
     }
 
     /// One request: permit, build, send, classify; retries transient
-    /// failures, each retry taking its own permit.
+    /// failures, each retry taking its own permit. A retry that finds no
+    /// permit reports the failure it was retrying: running out of budget
+    /// afterwards does not make a failed answer usable.
     async fn request(&self, st: &mut SyncState, q: &Query, page: u32) -> Result<Parsed, Stop> {
         let api = q.api();
         let mut attempt = 0u32;
+        let mut failure: Option<ApiError> = None;
         loop {
             if self
                 .budget
@@ -290,7 +334,7 @@ impl Account {
                 .await
                 .is_err()
             {
-                return Err(Stop::Budget);
+                return Err(failure.map_or(Stop::Budget, Stop::Failed));
             }
             let req = self
                 .vendor
@@ -335,6 +379,7 @@ impl Account {
                     }
                     if e.outcome.is_transient() && attempt < self.settings.retries {
                         attempt += 1;
+                        failure = Some(e);
                         tokio::time::sleep(Duration::from_millis(500) * 2u32.pow(attempt)).await;
                         continue;
                     }
@@ -383,9 +428,10 @@ impl Account {
 mod tests {
     //! The driver's `recheck_by_relisting` behaviour, with a scripted vendor
     //! whose list API allows one call per 5 minutes.
-    use super::super::{AccountSetup, Collector, Settings};
+    use super::super::{Collector, Settings};
+    use crate::api::Rate;
     use crate::clock::TokioClock;
-    use crate::collector::budget::Rate;
+    use crate::config::AccountConfig as AccountSetup;
     use crate::http::{HttpRequest, HttpResponse, Method, SendFuture, Transport};
     use crate::task::{Task, TaskStatus, TaskType};
     use crate::vendors::{
@@ -398,6 +444,7 @@ mod tests {
     const T0: i64 = 1_700_000_000;
     const DAY: i64 = 86_400;
 
+    #[derive(Debug)]
     struct Relisting;
 
     impl Vendor for Relisting {
@@ -502,6 +549,7 @@ mod tests {
     fn collector(script: &Script, lookback_days: u64) -> Collector {
         Collector::new(
             vec![AccountSetup {
+                context: Default::default(),
                 name: "a".into(),
                 kind: VendorKind::Testing,
                 vendor: Arc::new(Relisting),
@@ -582,5 +630,454 @@ mod tests {
             log[3].from <= T0 - 3600,
             "stretched over the unfinished task"
         );
+    }
+}
+
+#[cfg(test)]
+mod health {
+    //! Regression tests for paths where a failure could be swallowed or
+    //! freshness overstated. The scripted vendor has two list APIs — a
+    //! scarce one for prefetches (1 call / 5 min, like CDNetworks fetch) and
+    //! a plentiful one for refreshes — by-id re-checks, and a quota API.
+    use super::super::{Account, Collector, Settings};
+    use crate::api::Rate;
+    use crate::clock::TokioClock;
+    use crate::config::AccountConfig as AccountSetup;
+    use crate::http::{HttpRequest, HttpResponse, Method, SendFuture, Transport, TransportError};
+    use crate::task::{Task, TaskStatus, TaskType};
+    use crate::vendors::{
+        outcome_for_status, ApiError, BuildError, Parsed, Query, Quota, Stream, Unfinished, Vendor,
+        VendorKind,
+    };
+    use chrono::{DateTime, Utc};
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    const T0: i64 = 1_700_000_000;
+    const SCARCE: usize = 0;
+    const PLENTY: usize = 1;
+    /// Re-checks and quota share the third API (the testing kind has three).
+    const BY_ID: usize = 2;
+    const QUOTA: usize = 2;
+    const PATHS: [&str; 4] = ["scarce", "plenty", "byid", "quota"];
+
+    #[derive(Debug)]
+    struct TwoApis;
+
+    impl Vendor for TwoApis {
+        fn kind(&self) -> VendorKind {
+            VendorKind::Testing
+        }
+        fn streams(&self, watched: &[TaskType]) -> Vec<Stream> {
+            [
+                Stream {
+                    api: SCARCE,
+                    task_type: Some(TaskType::Prefetch),
+                },
+                Stream {
+                    api: PLENTY,
+                    task_type: Some(TaskType::RefreshFile),
+                },
+            ]
+            .into_iter()
+            .filter(|s| s.task_type.is_some_and(|t| watched.contains(&t)))
+            .collect()
+        }
+        fn plan_rechecks(&self, unfinished: &[Unfinished]) -> Vec<Query> {
+            unfinished
+                .iter()
+                .map(|u| Query::ById {
+                    api: BY_ID,
+                    task_type: Some(u.task_type),
+                    ids: vec![u.id.clone()],
+                })
+                .collect()
+        }
+        fn quota_queries(&self, _: &[TaskType]) -> Vec<Query> {
+            vec![Query::Quota { api: QUOTA }]
+        }
+        fn build(&self, q: &Query, page: u32, _: DateTime<Utc>) -> Result<HttpRequest, BuildError> {
+            let (path, arg) = match q {
+                Query::List { stream, window } => {
+                    (PATHS[stream.api], format!("{}-{}", window.from, window.to))
+                }
+                Query::ById { ids, .. } => (PATHS[2], ids.join(",")),
+                Query::Quota { .. } => (PATHS[3], String::new()),
+            };
+            Ok(HttpRequest {
+                method: Method::Get,
+                url: format!("http://sim/{path}/{page}/{arg}"),
+                headers: vec![],
+                body: vec![],
+            })
+        }
+        fn parse(&self, q: &Query, page: u32, r: &HttpResponse) -> Result<Parsed, ApiError> {
+            if r.status != 200 {
+                return Err(ApiError::new(
+                    outcome_for_status(r.status),
+                    "scripted error",
+                ));
+            }
+            let tasks: Vec<ScriptTask> =
+                serde_json::from_slice(&r.body).map_err(|e| ApiError::parse(e, &r.body))?;
+            Ok(Parsed {
+                tasks: tasks
+                    .into_iter()
+                    .map(|(id, ty, created_at, done)| Task {
+                        id,
+                        task_type: if ty == 0 {
+                            TaskType::Prefetch
+                        } else {
+                            TaskType::RefreshFile
+                        },
+                        status: if done {
+                            TaskStatus::Success
+                        } else {
+                            TaskStatus::Running
+                        },
+                        url_count: 1,
+                        domain: None,
+                        created_at,
+                        finished_at: None,
+                        progress: None,
+                        error: None,
+                    })
+                    .collect(),
+                quotas: match q {
+                    Query::Quota { .. } => vec![Quota {
+                        task_type: TaskType::RefreshFile,
+                        limit: 100.0,
+                        remaining: 90.0,
+                    }],
+                    _ => vec![],
+                },
+                // `endless` pages never stop.
+                next_page: r
+                    .headers
+                    .iter()
+                    .any(|(k, _)| k == "x-endless")
+                    .then_some(page + 1),
+            })
+        }
+    }
+
+    /// What the scripted vendor answers, per path.
+    #[derive(Clone, Copy, PartialEq, Debug)]
+    enum Answer {
+        Ok,
+        Status(u16),
+        Timeout,
+        Reset,
+        Endless,
+    }
+
+    /// (id, type 0 prefetch / 1 refresh, created, done).
+    type ScriptTask = (String, u8, i64, bool);
+
+    #[derive(Clone, Default)]
+    struct Script {
+        answers: Arc<Mutex<HashMap<&'static str, Answer>>>,
+        tasks: Arc<Mutex<Vec<ScriptTask>>>,
+        log: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl Script {
+        fn answer(&self, path: &'static str, a: Answer) {
+            self.answers.lock().unwrap().insert(path, a);
+        }
+        fn calls(&self, path: &str) -> usize {
+            let prefix = format!("{path}/");
+            self.log
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|l| l.starts_with(&prefix))
+                .count()
+        }
+    }
+
+    impl Transport for Script {
+        fn send(&self, req: HttpRequest, timeout: Duration) -> SendFuture<'_> {
+            let rest = req.url.trim_start_matches("http://sim/").to_owned();
+            self.log.lock().unwrap().push(rest.clone());
+            let mut parts = rest.splitn(3, '/');
+            let path = parts.next().unwrap_or("").to_owned();
+            let _page = parts.next();
+            let arg = parts.next().unwrap_or("").to_owned();
+            let answer = PATHS
+                .iter()
+                .find(|p| **p == path)
+                .and_then(|p| self.answers.lock().unwrap().get(p).copied())
+                .unwrap_or(Answer::Ok);
+            let tasks = self.tasks.lock().unwrap().clone();
+            let body: Vec<_> = match path.as_str() {
+                "scarce" | "plenty" => {
+                    let ty = u8::from(path == "plenty");
+                    let (from, to) = arg.split_once('-').unwrap_or(("0", "0"));
+                    let (from, to): (i64, i64) =
+                        (from.parse().unwrap_or(0), to.parse().unwrap_or(0));
+                    tasks
+                        .into_iter()
+                        .filter(|t| t.1 == ty && (from..to).contains(&t.2))
+                        .collect()
+                }
+                "byid" => tasks
+                    .into_iter()
+                    .filter(|t| arg.split(',').any(|id| id == t.0))
+                    .collect(),
+                _ => vec![],
+            };
+            Box::pin(async move {
+                match answer {
+                    Answer::Timeout => Err(TransportError::Timeout(timeout)),
+                    Answer::Reset => Err(TransportError::Network("connection reset".into())),
+                    Answer::Status(s) => Ok(HttpResponse {
+                        status: s,
+                        headers: vec![],
+                        body: b"<html>bad gateway</html>".to_vec(),
+                    }),
+                    Answer::Ok | Answer::Endless => Ok(HttpResponse {
+                        status: 200,
+                        headers: if answer == Answer::Endless {
+                            vec![("x-endless".into(), "1".into())]
+                        } else {
+                            vec![]
+                        },
+                        body: serde_json::to_vec(&body).unwrap(),
+                    }),
+                }
+            })
+        }
+    }
+
+    fn collector(script: &Script, settings: Settings) -> Collector {
+        Collector::new(
+            vec![AccountSetup {
+                context: Default::default(),
+                name: "a".into(),
+                kind: VendorKind::Testing,
+                vendor: Arc::new(TwoApis),
+                rates: vec![
+                    Rate::new(1, Duration::from_secs(300)),
+                    Rate::new(10, Duration::from_secs(1)),
+                    Rate::new(10, Duration::from_secs(1)),
+                ],
+                task_types: vec![TaskType::Prefetch, TaskType::RefreshFile],
+                settings: Settings {
+                    lookback: Duration::from_secs(86_400),
+                    max_permit_wait: Duration::from_secs(1),
+                    ..settings
+                },
+            }],
+            Arc::new(script.clone()),
+            Arc::new(TokioClock::starting_at(T0)),
+        )
+    }
+
+    fn type_success(a: &Account, t: TaskType) -> Option<i64> {
+        a.snapshot()
+            .type_last_success
+            .iter()
+            .find(|(x, _)| *x == t)
+            .and_then(|(_, s)| *s)
+    }
+
+    /// The reported defect: every answer of the scarce API fails, the retry
+    /// finds the one permit spent, and the failure used to be dropped as
+    /// "deferred" — the account read up with fresh data through an outage.
+    #[tokio::test(start_paused = true)]
+    async fn retry_that_finds_the_budget_spent_keeps_the_failure() {
+        for answer in [Answer::Status(500), Answer::Reset, Answer::Timeout] {
+            let script = Script::default();
+            script.answer("scarce", answer);
+            let c = collector(&script, Settings::default());
+            let a = &c.accounts[0];
+            let mut ages = Vec::new();
+            for _ in 0..4 {
+                a.refresh().await;
+                let s = a.snapshot();
+                assert!(!s.up, "{answer:?}: up during the outage");
+                assert_eq!(s.last_success, None, "{answer:?}");
+                assert!(s.last_error.is_some(), "{answer:?}");
+                ages.push(a.data_age(c.clock.unix(), c.started));
+                tokio::time::advance(Duration::from_secs(310)).await;
+            }
+            assert!(
+                ages.windows(2).all(|w| w[1] > w[0]),
+                "{answer:?}: data age grows through the outage: {ages:?}"
+            );
+            // Exactly one scarce call per 5 minutes, failures included.
+            assert_eq!(script.calls("scarce"), 4, "{answer:?}");
+            // The vendor recovers: the next refresh is up and fresh.
+            script.answer("scarce", Answer::Ok);
+            a.refresh().await;
+            assert!(a.snapshot().up, "{answer:?}: recovers");
+            assert_eq!(a.snapshot().last_success, Some(c.clock.unix()));
+        }
+    }
+
+    /// Budget alone deferring work is not a failure, but the deferred
+    /// stream's data is as old as its last complete listing, and the
+    /// account's figure is the worst of its task types.
+    #[tokio::test(start_paused = true)]
+    async fn data_age_follows_the_oldest_stream() {
+        let script = Script::default();
+        let c = collector(&script, Settings::default());
+        let a = &c.accounts[0];
+        a.refresh().await;
+        assert!(a.snapshot().up);
+        assert_eq!(a.snapshot().last_success, Some(T0));
+        for n in 1..=4 {
+            tokio::time::advance(Duration::from_secs(60)).await;
+            a.refresh().await;
+            let s = a.snapshot();
+            assert!(s.up, "deferral for budget is not a failure");
+            assert_eq!(type_success(a, TaskType::RefreshFile), Some(T0 + 60 * n));
+            assert_eq!(
+                type_success(a, TaskType::Prefetch),
+                Some(T0),
+                "scarce API deferred"
+            );
+            assert_eq!(s.last_success, Some(T0), "worst of the task types");
+            assert_eq!(a.data_age(c.clock.unix(), c.started), (60 * n) as f64);
+        }
+        tokio::time::advance(Duration::from_secs(70)).await;
+        a.refresh().await;
+        assert_eq!(type_success(a, TaskType::Prefetch), Some(T0 + 310));
+        assert_eq!(a.snapshot().last_success, Some(T0 + 310));
+    }
+
+    /// A re-check that fails marks the account down and moves no success time.
+    #[tokio::test(start_paused = true)]
+    async fn failed_recheck_marks_the_account_down() {
+        let script = Script::default();
+        script
+            .tasks
+            .lock()
+            .unwrap()
+            .push(("old".into(), 1, T0 - 3600, false));
+        let c = collector(&script, Settings::default());
+        let a = &c.accounts[0];
+        a.refresh().await;
+        assert!(a.snapshot().up);
+        script.answer("byid", Answer::Status(503));
+        tokio::time::advance(Duration::from_secs(60)).await;
+        a.refresh().await;
+        assert!(
+            script.calls("byid") >= 1,
+            "the head no longer holds the task"
+        );
+        assert!(!a.snapshot().up, "failed re-check");
+        assert_eq!(
+            type_success(a, TaskType::RefreshFile),
+            Some(T0),
+            "not fresh"
+        );
+    }
+
+    /// A failed quota read marks the account down.
+    #[tokio::test(start_paused = true)]
+    async fn failed_quota_read_marks_the_account_down() {
+        let script = Script::default();
+        script.answer("quota", Answer::Status(500));
+        let c = collector(&script, Settings::default());
+        let a = &c.accounts[0];
+        a.refresh().await;
+        assert!(script.calls("quota") >= 1);
+        assert!(!a.snapshot().up);
+        assert_eq!(a.snapshot().last_success, None);
+    }
+
+    /// A listing that never ends is a parse error, not a success.
+    #[tokio::test(start_paused = true)]
+    async fn listing_that_never_ends_marks_the_account_down() {
+        let script = Script::default();
+        script.answer("plenty", Answer::Endless);
+        let c = collector(
+            &script,
+            Settings {
+                max_pages: 3,
+                ..Settings::default()
+            },
+        );
+        let a = &c.accounts[0];
+        a.refresh().await;
+        assert_eq!(script.calls("plenty"), 3);
+        assert!(!a.snapshot().up);
+        assert!(a
+            .snapshot()
+            .last_error
+            .clone()
+            .unwrap()
+            .contains("more than 3 pages"));
+    }
+
+    /// Throttling leaves health as it was and moves no success time; a
+    /// failure before it is not forgotten.
+    #[tokio::test(start_paused = true)]
+    async fn throttling_leaves_health_as_it_was_and_moves_no_success_time() {
+        let script = Script::default();
+        let c = collector(&script, Settings::default());
+        let a = &c.accounts[0];
+        a.refresh().await;
+        assert!(a.snapshot().up);
+        tokio::time::advance(Duration::from_secs(310)).await;
+        script.answer("scarce", Answer::Status(429));
+        a.refresh().await;
+        assert!(a.snapshot().up, "throttling alone keeps up");
+        assert_eq!(a.snapshot().last_success, Some(T0));
+        // Down first, then throttled: stays down.
+        script.answer("scarce", Answer::Status(500));
+        tokio::time::advance(Duration::from_secs(3700)).await;
+        a.refresh().await;
+        assert!(!a.snapshot().up);
+        script.answer("scarce", Answer::Status(429));
+        tokio::time::advance(Duration::from_secs(3700)).await;
+        a.refresh().await;
+        assert!(
+            !a.snapshot().up,
+            "throttling does not make a down account up"
+        );
+    }
+
+    /// A refresh that could afford no request at all says nothing new:
+    /// neither a down account nor an up one changes.
+    #[tokio::test(start_paused = true)]
+    async fn refresh_that_affords_nothing_keeps_health_as_it_was() {
+        let script = Script::default();
+        let c = Collector::new(
+            vec![AccountSetup {
+                context: Default::default(),
+                name: "a".into(),
+                kind: VendorKind::Testing,
+                vendor: Arc::new(TwoApis),
+                rates: vec![Rate::new(1, Duration::from_secs(300)); 3],
+                task_types: vec![TaskType::Prefetch],
+                settings: Settings {
+                    max_permit_wait: Duration::from_secs(1),
+                    quota_interval: Duration::from_secs(3600),
+                    ..Settings::default()
+                },
+            }],
+            Arc::new(script.clone()),
+            Arc::new(TokioClock::starting_at(T0)),
+        );
+        let a = &c.accounts[0];
+        a.refresh().await;
+        assert!(a.snapshot().up);
+        tokio::time::advance(Duration::from_secs(10)).await;
+        a.refresh().await;
+        assert_eq!(script.calls("scarce"), 1, "no permit");
+        assert!(a.snapshot().up, "nothing asked: still up");
+        tokio::time::advance(Duration::from_secs(300)).await;
+        script.answer("scarce", Answer::Status(500));
+        a.refresh().await;
+        assert!(!a.snapshot().up);
+        tokio::time::advance(Duration::from_secs(10)).await;
+        script.answer("scarce", Answer::Ok);
+        a.refresh().await;
+        assert_eq!(script.calls("scarce"), 2, "no permit");
+        assert!(!a.snapshot().up, "nothing asked: still down");
     }
 }

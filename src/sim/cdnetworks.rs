@@ -14,7 +14,7 @@
 use super::{fault_body, Control, Fault, SimTask, World};
 use crate::clock::SharedClock;
 use crate::task::{TaskStatus, TaskType};
-use crate::vendors::cdnetworks::api::{format_time, parse_time, parse_zone};
+use crate::vendors::cdnetworks::api::{format_time, parse_time};
 use crate::vendors::cdnetworks::{sign, APIS, FETCH, PURGE};
 use axum::body::Bytes;
 use axum::extract::State;
@@ -435,4 +435,61 @@ async fn fetch(State(s): State<CdnetworksSim>, headers: HeaderMap, body: Bytes) 
 
 async fn purge(State(s): State<CdnetworksSim>, headers: HeaderMap, body: Bytes) -> Response {
     s.handle(PURGE, headers, body).await
+}
+
+/// Parses an `X-Time-Zone` value (`GMT+08:00`, `GMT-5`, `UTC+8`, `+0800`)
+/// into seconds east of UTC, as the service reads the header. Hours and
+/// minutes are checked before any arithmetic (`GMT+-999999999` once
+/// overflowed in a debug build).
+pub fn parse_zone(s: &str) -> Option<i32> {
+    let s = s.trim();
+    let s = s
+        .strip_prefix("GMT")
+        .or_else(|| s.strip_prefix("UTC"))
+        .unwrap_or(s);
+    if s.is_empty() {
+        return Some(0);
+    }
+    let (sign, rest) = match s.as_bytes().first()? {
+        b'+' => (1, s.get(1..)?),
+        b'-' => (-1, s.get(1..)?),
+        _ => return None,
+    };
+    let (h, m) = match rest.split_once(':') {
+        Some((h, m)) => (h, m),
+        None if rest.len() == 4 => (rest.get(..2)?, rest.get(2..)?),
+        None => (rest, "0"),
+    };
+    if !(h.bytes().all(|b| b.is_ascii_digit()) && m.bytes().all(|b| b.is_ascii_digit())) {
+        return None;
+    }
+    let (h, m): (i32, i32) = (h.parse().ok()?, m.parse().ok()?);
+    if !(0..=14).contains(&h) || !(0..=59).contains(&m) {
+        return None;
+    }
+    Some(sign * (h * 3600 + m * 60))
+}
+
+#[cfg(test)]
+mod zone_tests {
+    use super::parse_zone;
+
+    #[test]
+    fn zones_parse() {
+        assert_eq!(parse_zone("GMT+08:00"), Some(28_800));
+        assert_eq!(parse_zone("GMT-05:30"), Some(-19_800));
+        assert_eq!(parse_zone("GMT+00:00"), Some(0));
+        assert_eq!(parse_zone("UTC+8"), Some(28_800));
+        assert_eq!(parse_zone("+0800"), Some(28_800));
+        assert_eq!(parse_zone("GMT+99:00"), None);
+        assert_eq!(parse_zone("Asia/Shanghai"), None);
+    }
+
+    /// Regression: `h * 3600` overflowed on a huge negative hour.
+    #[test]
+    fn huge_or_signed_hours_are_rejected_not_overflowed() {
+        assert_eq!(parse_zone("GMT+-999999999"), None);
+        assert_eq!(parse_zone("GMT+999999999999"), None);
+        assert_eq!(parse_zone("GMT+08:-1"), None);
+    }
 }

@@ -10,8 +10,8 @@ pub mod testing;
 pub mod ucloud;
 pub mod volcengine;
 
+use crate::api::Rate;
 use crate::clock::SharedClock;
-use crate::collector::budget::Rate;
 use crate::task::{TaskStatus, TaskType};
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -127,6 +127,15 @@ pub struct Traffic {
     pub task_types: Vec<TaskType>,
     /// Most URLs per task.
     pub max_urls: u32,
+}
+
+/// What a vendor's [`crate::vendors::VendorSpec::simulator`] needs: the
+/// world whose tasks it serves, the clock, and the credentials it accepts.
+pub struct SimSetup {
+    pub world: Arc<World>,
+    pub clock: SharedClock,
+    pub id: String,
+    pub secret: String,
 }
 
 impl Default for Traffic {

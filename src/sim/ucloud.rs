@@ -14,7 +14,7 @@
 //! make chosen tasks report UCloud's `unknow` status, and force any RetCode.
 
 use super::{fault_body, Control, Fault, SimTask, World};
-use crate::collector::budget::Rate;
+use crate::api::Rate;
 use crate::task::{TaskStatus, TaskType};
 use crate::vendors::ucloud::api::{status_word, WireResponse, WireTask, WireUrl};
 use crate::vendors::ucloud::{sign, APIS};
@@ -238,9 +238,9 @@ fn json(r: &WireResponse) -> Response {
 }
 
 async fn handle(State(s): State<UcloudSim>, method: Method, uri: Uri, body: Bytes) -> Response {
-    let mut params = sign::parse_form(uri.query().unwrap_or(""));
+    let mut params = parse_form(uri.query().unwrap_or(""));
     if method == Method::POST {
-        params.extend(sign::parse_form(&String::from_utf8_lossy(&body)));
+        params.extend(parse_form(&String::from_utf8_lossy(&body)));
     }
     let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     let Some(action) = get("Action").map(str::to_owned) else {
@@ -260,7 +260,7 @@ async fn handle(State(s): State<UcloudSim>, method: Method, uri: Uri, body: Byte
         s.control.record(api, "auth_error");
         return error(api, 172, "User not exists");
     };
-    if !sign::verify(&params, public, private) {
+    if !verify(&params, public, private) {
         s.control.record(api, "auth_error");
         return error(api, 171, "Signature VerifyAC Error");
     }
@@ -377,6 +377,40 @@ async fn handle(State(s): State<UcloudSim>, method: Method, uri: Uri, body: Byte
     }
     s.control.record(api, "ok");
     ([("content-type", "application/json; charset=utf-8")], body).into_response()
+}
+
+// Server side of UCloud signing: the gateway's parsing and check.
+
+/// Decodes one form-encoded name or value (`+` → space); invalid UTF-8 is
+/// replaced, never a panic.
+pub fn form_decode(s: &str) -> String {
+    let plus = s.replace('+', " ");
+    percent_encoding::percent_decode_str(&plus)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// Parses a query string or form body into pairs, in order.
+pub fn parse_form(s: &str) -> Vec<(String, String)> {
+    s.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => (form_decode(k), form_decode(v)),
+            None => (form_decode(p), String::new()),
+        })
+        .collect()
+}
+
+/// Checks a received request's own params (as the gateway does): the
+/// signature over everything but `Signature`, with the private key of the
+/// `PublicKey` it names. Constant-time comparison is not needed for a
+/// simulator, but the length check keeps it exact.
+pub fn verify(params: &[(String, String)], public_key: &str, private_key: &str) -> bool {
+    let Some((_, given)) = params.iter().find(|(k, _)| k == "Signature") else {
+        return false;
+    };
+    let expected = sign::sign(params, public_key, private_key).signature;
+    given.len() == expected.len() && given.eq_ignore_ascii_case(&expected)
 }
 
 #[cfg(test)]

@@ -5,17 +5,21 @@
 //! never sends anything, sleeps, or reads the clock: the collector's driver
 //! owns I/O, timing, retries and the rate budget, so those live in one place.
 //!
-//! Adding a vendor: one folder here, one [`VendorKind`] variant, one arm in
-//! each `match` below (the compiler lists them), its vectors and its
-//! simulator module.
+//! The registry is [`VendorKind`]: one variant per vendor and one arm in
+//! [`VendorKind::spec`]. Everything else — config names, limits, endpoints,
+//! task types, option parsing, construction, the simulator and the demo —
+//! comes from the vendor module's [`VendorSpec`]. Adding a vendor: its folder
+//! here (exporting `SPEC`), its simulator file in `src/sim`, one variant, one
+//! arm, its signing vectors.
 
 pub mod aliyun;
 pub mod cdnetworks;
+#[cfg(feature = "sim")]
 pub mod testing;
 pub mod ucloud;
 pub mod volcengine;
 
-use crate::collector::budget::Rate;
+pub use crate::api::{ApiSpec, Outcome, Rate};
 use crate::http::{HttpRequest, HttpResponse};
 use crate::secret::Secret;
 use crate::task::{Task, TaskType};
@@ -25,10 +29,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// The supported vendors. The label value is [`VendorKind::as_str`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum VendorKind {
-    /// The exporter's own minimal vendor, used by tests of the core.
+    /// The exporter's own minimal vendor, used by tests of the core. Only in
+    /// builds with the `sim` feature: production config cannot name it.
+    #[cfg(feature = "sim")]
     Testing,
     /// UCloud UCDN.
     Ucloud,
@@ -40,76 +45,112 @@ pub enum VendorKind {
     Cdnetworks,
 }
 
+/// Everything the rest of the exporter needs to know about one vendor.
+pub struct VendorSpec {
+    /// The `vendor:` config value and `vendor` label.
+    pub name: &'static str,
+    /// The product's name, for pages and docs.
+    pub title: &'static str,
+    /// The APIs an account calls, in the module's index order, each with its
+    /// published limit.
+    pub apis: &'static [ApiSpec],
+    /// How far back the vendor lets us list tasks.
+    pub max_lookback: Duration,
+    /// The public endpoint used when the account sets none.
+    pub default_endpoint: &'static str,
+    /// Task types the vendor can report; config rejects others.
+    pub task_types: &'static [TaskType],
+    /// Validates the account's `options:` block and builds the module.
+    pub build: fn(VendorContext, serde_yaml::Value) -> Result<Arc<dyn Vendor>, OptionsError>,
+    /// The simulated API of this vendor (demo, tests, benchmarks).
+    #[cfg(feature = "sim")]
+    pub simulator: fn(&crate::sim::SimSetup) -> axum::Router,
+    /// Extra account YAML (`options:`) the demo's simulator needs, or "".
+    pub demo_options: &'static str,
+}
+
 impl VendorKind {
-    /// Names accepted in config, for error messages.
-    pub const NAMES: &'static str = "testing, volcengine, aliyun, ucloud, cdnetworks";
+    /// Every vendor, in registry order.
+    pub const ALL: &'static [VendorKind] = &[
+        #[cfg(feature = "sim")]
+        VendorKind::Testing,
+        VendorKind::Volcengine,
+        VendorKind::Aliyun,
+        VendorKind::Ucloud,
+        VendorKind::Cdnetworks,
+    ];
+
+    /// The vendor module's description: the one match of the registry.
+    pub fn spec(self) -> &'static VendorSpec {
+        match self {
+            #[cfg(feature = "sim")]
+            VendorKind::Testing => &testing::SPEC,
+            VendorKind::Ucloud => &ucloud::SPEC,
+            VendorKind::Aliyun => &aliyun::SPEC,
+            VendorKind::Volcengine => &volcengine::SPEC,
+            VendorKind::Cdnetworks => &cdnetworks::SPEC,
+        }
+    }
+
+    /// Real vendors (what the demo simulates and the docs list).
+    pub fn real() -> impl Iterator<Item = VendorKind> {
+        Self::ALL.iter().copied().filter(|k| k.is_real())
+    }
+
+    /// False only for the testing vendor.
+    pub fn is_real(self) -> bool {
+        #[cfg(feature = "sim")]
+        if self == VendorKind::Testing {
+            return false;
+        }
+        true
+    }
+
+    /// The kind named `name` in config.
+    pub fn from_name(name: &str) -> Option<VendorKind> {
+        Self::ALL.iter().copied().find(|k| k.as_str() == name)
+    }
+
+    /// Names accepted in config, for error messages (real vendors only).
+    pub fn names() -> String {
+        Self::real()
+            .map(|k| k.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 
     /// The `vendor` label value.
     pub fn as_str(self) -> &'static str {
-        match self {
-            VendorKind::Testing => "testing",
-            VendorKind::Ucloud => "ucloud",
-            VendorKind::Aliyun => "aliyun",
-            VendorKind::Volcengine => "volcengine",
-            VendorKind::Cdnetworks => "cdnetworks",
-        }
+        self.spec().name
     }
 
-    /// The APIs an account of this vendor calls, each with its published limit.
+    /// See [`VendorSpec::apis`].
     pub fn apis(self) -> &'static [ApiSpec] {
-        match self {
-            VendorKind::Testing => testing::APIS,
-            VendorKind::Ucloud => ucloud::APIS,
-            VendorKind::Aliyun => aliyun::APIS,
-            VendorKind::Volcengine => volcengine::APIS,
-            VendorKind::Cdnetworks => cdnetworks::APIS,
-        }
+        self.spec().apis
     }
 
-    /// How far back the vendor lets us list tasks.
+    /// See [`VendorSpec::max_lookback`].
     pub fn max_lookback(self) -> Duration {
-        match self {
-            VendorKind::Testing => testing::MAX_LOOKBACK,
-            VendorKind::Ucloud => ucloud::MAX_LOOKBACK,
-            VendorKind::Aliyun => aliyun::MAX_LOOKBACK,
-            VendorKind::Volcengine => volcengine::MAX_LOOKBACK,
-            VendorKind::Cdnetworks => cdnetworks::MAX_LOOKBACK,
-        }
+        self.spec().max_lookback
     }
 
-    /// The public endpoint used when the account sets none.
+    /// See [`VendorSpec::default_endpoint`].
     pub fn default_endpoint(self) -> &'static str {
-        match self {
-            VendorKind::Testing => "http://127.0.0.1:1",
-            VendorKind::Ucloud => ucloud::DEFAULT_ENDPOINT,
-            VendorKind::Aliyun => aliyun::DEFAULT_ENDPOINT,
-            VendorKind::Volcengine => volcengine::DEFAULT_ENDPOINT,
-            VendorKind::Cdnetworks => cdnetworks::DEFAULT_ENDPOINT,
-        }
+        self.spec().default_endpoint
     }
 
-    /// Task types the vendor can report; config rejects others.
+    /// See [`VendorSpec::task_types`].
     pub fn task_types(self) -> &'static [TaskType] {
-        match self {
-            VendorKind::Testing => &TaskType::ALL,
-            VendorKind::Ucloud => ucloud::TASK_TYPES,
-            VendorKind::Aliyun => aliyun::TASK_TYPES,
-            VendorKind::Volcengine => volcengine::TASK_TYPES,
-            VendorKind::Cdnetworks => cdnetworks::TASK_TYPES,
-        }
+        self.spec().task_types
     }
 
-    /// Validates the account's `options:` block.
-    pub fn parse_options(self, options: serde_yaml::Value) -> Result<VendorOptions, OptionsError> {
-        match self {
-            VendorKind::Testing => parse_options_as(options).map(VendorOptions::Testing),
-            VendorKind::Ucloud => parse_options_as(options).map(VendorOptions::Ucloud),
-            VendorKind::Aliyun => parse_options_as(options).map(VendorOptions::Aliyun),
-            VendorKind::Volcengine => {
-                volcengine::parse_options(options).map(VendorOptions::Volcengine)
-            }
-            VendorKind::Cdnetworks => parse_options_as(options).map(VendorOptions::Cdnetworks),
-        }
+    /// Validates `options` and builds the vendor module for one account.
+    pub fn build(
+        self,
+        ctx: VendorContext,
+        options: serde_yaml::Value,
+    ) -> Result<Arc<dyn Vendor>, OptionsError> {
+        (self.spec().build)(ctx, options)
     }
 }
 
@@ -119,21 +160,20 @@ impl fmt::Display for VendorKind {
     }
 }
 
-/// Vendor-specific account options, validated at startup.
-#[derive(Debug, Clone)]
-pub enum VendorOptions {
-    Testing(testing::Options),
-    Ucloud(ucloud::Options),
-    Aliyun(aliyun::Options),
-    Volcengine(volcengine::Options),
-    Cdnetworks(cdnetworks::Options),
-}
-
 /// An invalid `options:` key: the dotted path below `options` and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OptionsError {
     pub path: String,
     pub message: String,
+}
+
+/// [`VendorSpec::build`] for a module whose options need only serde:
+/// parse `T`, then construct with `new`.
+pub fn build_with<T: serde::de::DeserializeOwned + Default>(
+    value: serde_yaml::Value,
+    new: impl FnOnce(T) -> Arc<dyn Vendor>,
+) -> Result<Arc<dyn Vendor>, OptionsError> {
+    parse_options_as(value).map(new)
 }
 
 /// Deserializes a vendor's options struct (which should use
@@ -150,15 +190,6 @@ pub fn parse_options_as<T: serde::de::DeserializeOwned + Default>(
     })
 }
 
-/// One API a vendor exposes, with the limit its documentation publishes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ApiSpec {
-    /// The vendor's action name (the `api` label value).
-    pub name: &'static str,
-    /// The documented per-account limit.
-    pub limit: Rate,
-}
-
 /// Credentials of one account. Field names are generic; README maps them
 /// to each vendor's terms (AccessKeyId, PublicKey, username, ...).
 #[derive(Debug, Clone, Default)]
@@ -172,14 +203,13 @@ pub struct Credentials {
 }
 
 /// What a vendor module needs to build requests for one account.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct VendorContext {
     /// Base URL, e.g. `https://cdn.aliyuncs.com` (no trailing slash).
     pub endpoint: String,
     pub credentials: Credentials,
     /// Only tasks of this domain, where the vendor can filter.
     pub domain: Option<String>,
-    pub options: VendorOptions,
 }
 
 /// A created-time window `[from, to)`, Unix seconds UTC.
@@ -264,60 +294,6 @@ pub struct Parsed {
     pub next_page: Option<u32>,
 }
 
-/// The outcome of one API request: the `outcome` label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Outcome {
-    Ok,
-    Throttled,
-    AuthError,
-    ClientError,
-    ServerError,
-    Timeout,
-    Network,
-    ParseError,
-}
-
-impl Outcome {
-    /// Every outcome, in label order.
-    pub const ALL: [Outcome; 8] = [
-        Outcome::Ok,
-        Outcome::Throttled,
-        Outcome::AuthError,
-        Outcome::ClientError,
-        Outcome::ServerError,
-        Outcome::Timeout,
-        Outcome::Network,
-        Outcome::ParseError,
-    ];
-
-    /// The label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Ok => "ok",
-            Outcome::Throttled => "throttled",
-            Outcome::AuthError => "auth_error",
-            Outcome::ClientError => "client_error",
-            Outcome::ServerError => "server_error",
-            Outcome::Timeout => "timeout",
-            Outcome::Network => "network",
-            Outcome::ParseError => "parse_error",
-        }
-    }
-
-    /// Dense index.
-    pub fn index(self) -> usize {
-        self as usize
-    }
-
-    /// Worth one more try after a pause: the next attempt may succeed.
-    pub fn is_transient(self) -> bool {
-        matches!(
-            self,
-            Outcome::ServerError | Outcome::Timeout | Outcome::Network
-        )
-    }
-}
-
 /// A failed request, classified. The message is the vendor's own text and
 /// must never contain a credential (vendors echo the string-to-sign in
 /// signature errors, never the secret).
@@ -399,12 +375,21 @@ impl std::error::Error for ApiError {}
 pub struct BuildError(pub String);
 
 /// The vendor contract: pure planning, building and parsing.
-pub trait Vendor: Send + Sync + 'static {
+pub trait Vendor: fmt::Debug + Send + Sync + 'static {
     /// Which vendor this is.
     fn kind(&self) -> VendorKind;
 
     /// Listings that together cover the watched task types.
     fn streams(&self, watched: &[TaskType]) -> Vec<Stream>;
+
+    /// The watched task types whose data `stream` holds, so freshness can be
+    /// told per task type. Default: its type filter, or every watched type.
+    fn stream_task_types(&self, stream: &Stream, watched: &[TaskType]) -> Vec<TaskType> {
+        match stream.task_type {
+            Some(t) => vec![t],
+            None => watched.to_vec(),
+        }
+    }
 
     /// The longest window one list query of `stream` may span
     /// (CDNetworks fetch: one day). `None`: no limit.
@@ -445,18 +430,6 @@ pub trait Vendor: Send + Sync + 'static {
     /// Parses any response to `query`: tasks, quotas and paging, or a
     /// classified error. Must never panic, whatever the bytes.
     fn parse(&self, query: &Query, page: u32, response: &HttpResponse) -> Result<Parsed, ApiError>;
-}
-
-/// Builds the vendor module for one account. The options variant decides
-/// the vendor, so a kind can never be paired with another vendor's options.
-pub fn instantiate(ctx: VendorContext) -> Arc<dyn Vendor> {
-    match ctx.options.clone() {
-        VendorOptions::Testing(opts) => Arc::new(testing::TestingVendor::new(ctx, opts)),
-        VendorOptions::Ucloud(opts) => Arc::new(ucloud::UcloudVendor::new(ctx, opts)),
-        VendorOptions::Aliyun(opts) => Arc::new(aliyun::AliyunVendor::new(ctx, opts)),
-        VendorOptions::Volcengine(opts) => Arc::new(volcengine::VolcengineVendor::new(ctx, opts)),
-        VendorOptions::Cdnetworks(opts) => Arc::new(cdnetworks::CdnetworksVendor::new(ctx, opts)),
-    }
 }
 
 /// Classifies an HTTP status when the body says nothing more specific.

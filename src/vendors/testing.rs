@@ -11,11 +11,12 @@ use super::{
     outcome_for_status, ApiError, ApiSpec, BuildError, Parsed, Query, Quota, Stream, Unfinished,
     Vendor, VendorContext, VendorKind,
 };
-use crate::collector::budget::Rate;
+use crate::api::Rate;
 use crate::http::{HttpRequest, HttpResponse, Method};
 use crate::task::{Task, TaskStatus, TaskType};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// API indexes into [`APIS`].
@@ -40,6 +41,24 @@ pub const APIS: &[ApiSpec] = &[
         limit: Rate::new(5, Duration::from_secs(1)),
     },
 ];
+
+/// This module's entry in the vendor registry.
+pub const SPEC: super::VendorSpec = super::VendorSpec {
+    name: "testing",
+    title: "Testing (simulated only)",
+    apis: APIS,
+    max_lookback: MAX_LOOKBACK,
+    default_endpoint: "http://127.0.0.1:1",
+    task_types: &TaskType::ALL,
+    build: |ctx, options| {
+        super::build_with(options, |opts: Options| {
+            Arc::new(TestingVendor::new(ctx, opts))
+        })
+    },
+    #[cfg(feature = "sim")]
+    simulator: |s| crate::sim::testing::TestingSim::new(s.world.clone(), &s.secret).router(),
+    demo_options: "",
+};
 
 /// Three days, like Aliyun and CDNetworks.
 pub const MAX_LOOKBACK: Duration = Duration::from_secs(3 * 86_400);

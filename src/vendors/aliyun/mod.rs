@@ -15,13 +15,14 @@ use super::{
     ApiError, ApiSpec, BuildError, Parsed, Query, Stream, Unfinished, Vendor, VendorContext,
     VendorKind,
 };
-use crate::collector::budget::Rate;
+use crate::api::Rate;
 use crate::http::{HttpRequest, HttpResponse, Method};
 use crate::task::TaskType;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// API index: DescribeRefreshTasks.
@@ -47,6 +48,24 @@ pub const APIS: &[ApiSpec] = &[
         limit: Rate::new(20, Duration::from_secs(1)),
     },
 ];
+
+/// This module's entry in the vendor registry.
+pub const SPEC: super::VendorSpec = super::VendorSpec {
+    name: "aliyun",
+    title: "Alibaba Cloud CDN",
+    apis: APIS,
+    max_lookback: MAX_LOOKBACK,
+    default_endpoint: DEFAULT_ENDPOINT,
+    task_types: TASK_TYPES,
+    build: |ctx, options| {
+        super::build_with(options, |opts: Options| {
+            Arc::new(AliyunVendor::new(ctx, opts))
+        })
+    },
+    #[cfg(feature = "sim")]
+    simulator: |s| crate::sim::aliyun::AliyunSim::new(s.world.clone(), &s.id, &s.secret).router(),
+    demo_options: "",
+};
 
 /// Only the last 3 days can be queried.
 pub const MAX_LOOKBACK: Duration = Duration::from_secs(3 * 86_400);

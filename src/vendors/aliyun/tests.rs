@@ -4,7 +4,7 @@
 use super::*;
 use crate::secret::Secret;
 use crate::task::TaskStatus;
-use crate::vendors::{Credentials, Outcome, VendorOptions, Window};
+use crate::vendors::{Credentials, Outcome, Window};
 use chrono::TimeZone;
 
 fn vendor_with(opts: Options, token: Option<&str>, domain: Option<&str>) -> AliyunVendor {
@@ -16,7 +16,6 @@ fn vendor_with(opts: Options, token: Option<&str>, domain: Option<&str>) -> Aliy
             session_token: token.map(Secret::new),
         },
         domain: domain.map(str::to_owned),
-        options: VendorOptions::Aliyun(opts.clone()),
     };
     AliyunVendor::new(ctx, opts)
 }
@@ -549,24 +548,25 @@ fn any_bytes_parse_without_panic() {
 
 #[test]
 fn options_are_validated() {
-    use crate::vendors::{parse_options_as, VendorKind};
+    use crate::vendors::parse_options_as;
     let ok: Options =
         parse_options_as(serde_yaml::from_str("{signature: acs3, page_size: 50}").unwrap())
             .unwrap();
     assert_eq!(ok.signature, Signature::Acs3);
     assert_eq!(ok.page_size, PageSize(50));
-    let e = VendorKind::Aliyun
-        .parse_options(serde_yaml::from_str("{page_size: 0}").unwrap())
-        .unwrap_err();
+    let e = crate::vendors::parse_options_as::<Options>(
+        serde_yaml::from_str("{page_size: 0}").unwrap(),
+    )
+    .unwrap_err();
     assert!(e.message.contains("outside 1..=100"), "{e:?}");
-    let e = VendorKind::Aliyun
-        .parse_options(serde_yaml::from_str("{signature: v2}").unwrap())
-        .unwrap_err();
+    let e = crate::vendors::parse_options_as::<Options>(
+        serde_yaml::from_str("{signature: v2}").unwrap(),
+    )
+    .unwrap_err();
     assert_eq!(e.path, "signature");
-    assert!(VendorKind::Aliyun
-        .parse_options(serde_yaml::from_str("{pagesize: 10}").unwrap())
-        .is_err());
-    assert!(VendorKind::Aliyun
-        .parse_options(serde_yaml::Value::Null)
-        .is_ok());
+    assert!(crate::vendors::parse_options_as::<Options>(
+        serde_yaml::from_str("{pagesize: 10}").unwrap()
+    )
+    .is_err());
+    assert!(crate::vendors::parse_options_as::<Options>(serde_yaml::Value::Null).is_ok());
 }

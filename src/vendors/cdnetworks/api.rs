@@ -40,42 +40,6 @@ pub fn parse_time(s: &str, offset_seconds: i32) -> Option<i64> {
         .map(|t| t.timestamp())
 }
 
-/// Parses an `X-Time-Zone` value (`GMT+08:00`, `GMT-5`, `UTC+8`, `+0800`)
-/// into seconds east of UTC.
-pub fn parse_zone(s: &str) -> Option<i32> {
-    let s = s.trim();
-    let s = s
-        .strip_prefix("GMT")
-        .or_else(|| s.strip_prefix("UTC"))
-        .unwrap_or(s);
-    if s.is_empty() {
-        return Some(0);
-    }
-    let (sign, rest) = match s.as_bytes().first()? {
-        b'+' => (1, s.get(1..)?),
-        b'-' => (-1, s.get(1..)?),
-        _ => return None,
-    };
-    let (h, m) = match rest.split_once(':') {
-        Some((h, m)) => (h, m),
-        None if rest.len() == 4 => (rest.get(..2)?, rest.get(2..)?),
-        None => (rest, "0"),
-    };
-    // Digits only: `i32::parse` would accept a second sign (`GMT+-9`) and
-    // the range check below would let a negative hour overflow.
-    let digits = |s: &str| -> Option<i32> {
-        if s.is_empty() || s.len() > 2 || !s.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        s.parse().ok()
-    };
-    let (h, m) = (digits(h)?, digits(m)?);
-    if h > 14 || m > 59 {
-        return None;
-    }
-    Some(sign * (h * 3600 + m * 60))
-}
-
 /// The ItemIdQuery request body (both APIs). Numbers are sent as numbers,
 /// as the doc's example does (its table types them as String).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -320,13 +284,6 @@ mod tests {
         );
         assert_eq!(format_time(t, 0).as_deref(), Some("2024-12-31 16:30:00"));
         assert_eq!(parse_time("not a time", 0), None);
-        assert_eq!(parse_zone("GMT+08:00"), Some(28_800));
-        assert_eq!(parse_zone("GMT-05:30"), Some(-19_800));
-        assert_eq!(parse_zone("GMT+00:00"), Some(0));
-        assert_eq!(parse_zone("UTC+8"), Some(28_800));
-        assert_eq!(parse_zone("+0800"), Some(28_800));
-        assert_eq!(parse_zone("GMT+99:00"), None);
-        assert_eq!(parse_zone("Asia/Shanghai"), None);
     }
 
     /// Fuzzing found it: a 2xx other than 200 (204 with any body) became an
@@ -343,26 +300,6 @@ mod tests {
             .unwrap();
             assert_eq!(p.count, 0);
         }
-    }
-
-    /// Fuzzing found it: `h * 3600` overflowed (a debug-build panic) on a
-    /// signed hour, `GMT+-999999999` (only `h > 14` was checked).
-    #[test]
-    fn zone_with_signed_or_huge_hour_is_rejected_not_overflowed() {
-        for z in [
-            "GMT+-999999999",
-            "GMT--1",
-            "GMT++8",
-            "UTC+-0",
-            "GMT+08:-30",
-            "GMT+99999999999",
-            "+-800",
-            "GMT+ 8",
-        ] {
-            assert_eq!(parse_zone(z), None, "{z:?}");
-        }
-        assert_eq!(parse_zone("GMT+14:59"), Some(14 * 3600 + 59 * 60));
-        assert_eq!(parse_zone("GMT-14:59"), Some(-(14 * 3600 + 59 * 60)));
     }
 
     #[test]

@@ -24,12 +24,13 @@ use super::{
     ApiError, ApiSpec, BuildError, Parsed, Query, Stream, Unfinished, Vendor, VendorContext,
     VendorKind, Window,
 };
-use crate::collector::budget::Rate;
+use crate::api::Rate;
 use crate::http::{HttpRequest, HttpResponse, Method};
 use crate::task::{Task, TaskType};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer};
 use sha2::{Digest, Sha256};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// API index: prefetch records.
@@ -49,6 +50,32 @@ pub const APIS: &[ApiSpec] = &[
         limit: Rate::new(10, Duration::from_secs(300)),
     },
 ];
+
+/// This module's entry in the vendor registry.
+pub const SPEC: super::VendorSpec = super::VendorSpec {
+    name: "cdnetworks",
+    title: "CDNetworks (Wangsu)",
+    apis: APIS,
+    max_lookback: MAX_LOOKBACK,
+    default_endpoint: DEFAULT_ENDPOINT,
+    task_types: TASK_TYPES,
+    build: |ctx, options| {
+        super::build_with(options, |opts: Options| {
+            Arc::new(CdnetworksVendor::new(ctx, opts))
+        })
+    },
+    #[cfg(feature = "sim")]
+    simulator: |s| {
+        crate::sim::cdnetworks::CdnetworksSim::new(
+            s.world.clone(),
+            s.clock.clone(),
+            &s.id,
+            &s.secret,
+        )
+        .router()
+    },
+    demo_options: "",
+};
 
 /// "不允许查询3天之前的任务": nothing created more than 3 days ago.
 pub const MAX_LOOKBACK: Duration = Duration::from_secs(3 * DAY as u64);
@@ -184,6 +211,15 @@ impl Vendor for CdnetworksVendor {
             });
         }
         v
+    }
+
+    /// Fetch records are prefetches; purge records are refreshes.
+    fn stream_task_types(&self, stream: &Stream, watched: &[TaskType]) -> Vec<TaskType> {
+        watched
+            .iter()
+            .copied()
+            .filter(|t| (stream.api == FETCH) == (*t == TaskType::Prefetch))
+            .collect()
     }
 
     /// One day for both APIs: documented for fetch; applied to purge too,
@@ -354,7 +390,7 @@ mod tests {
     use super::*;
     use crate::secret::Secret;
     use crate::task::TaskStatus;
-    use crate::vendors::{Credentials, VendorOptions};
+    use crate::vendors::Credentials;
     use chrono::TimeZone;
 
     fn vendor(auth: Auth, domain: Option<&str>) -> CdnetworksVendor {
@@ -371,7 +407,6 @@ mod tests {
                     session_token: None,
                 },
                 domain: domain.map(str::to_owned),
-                options: VendorOptions::Cdnetworks(opts.clone()),
             },
             opts,
         )
@@ -551,8 +586,9 @@ mod tests {
 
     #[test]
     fn options_reject_page_sizes_the_vendor_rejects() {
-        let parse =
-            |y: &str| VendorKind::Cdnetworks.parse_options(serde_yaml::from_str(y).expect("yaml"));
+        let parse = |y: &str| {
+            crate::vendors::parse_options_as::<Options>(serde_yaml::from_str(y).expect("yaml"))
+        };
         assert!(parse("page_size: 1000").is_ok());
         assert!(parse("auth: aksk").is_ok());
         let e = parse("page_size: 1001").expect_err("too big");

@@ -22,11 +22,12 @@ use super::{
     ApiError, ApiSpec, BuildError, Parsed, Query, Stream, Unfinished, Vendor, VendorContext,
     VendorKind,
 };
-use crate::collector::budget::Rate;
+use crate::api::Rate;
 use crate::http::{HttpRequest, HttpResponse, Method};
 use crate::task::TaskType;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// API index of `DescribeNewUcdnPrefetchCacheTask` in [`APIS`].
@@ -50,6 +51,24 @@ pub const APIS: &[ApiSpec] = &[
         limit: Rate::new(10, Duration::from_secs(1)),
     },
 ];
+
+/// This module's entry in the vendor registry.
+pub const SPEC: super::VendorSpec = super::VendorSpec {
+    name: "ucloud",
+    title: "UCloud UCDN",
+    apis: APIS,
+    max_lookback: MAX_LOOKBACK,
+    default_endpoint: DEFAULT_ENDPOINT,
+    task_types: TASK_TYPES,
+    build: |ctx, options| {
+        super::build_with(options, |opts: Options| {
+            Arc::new(UcloudVendor::new(ctx, opts))
+        })
+    },
+    #[cfg(feature = "sim")]
+    simulator: |s| crate::sim::ucloud::UcloudSim::new(s.world.clone(), &s.id, &s.secret).router(),
+    demo_options: "",
+};
 
 /// UCloud documents no history limit; seven days is what we vouch for.
 pub const MAX_LOOKBACK: Duration = Duration::from_secs(7 * 86_400);
@@ -180,6 +199,15 @@ impl Vendor for UcloudVendor {
         s
     }
 
+    /// The refresh API holds both refresh types.
+    fn stream_task_types(&self, stream: &Stream, watched: &[TaskType]) -> Vec<TaskType> {
+        watched
+            .iter()
+            .copied()
+            .filter(|t| (stream.api == PREFETCH) == (*t == TaskType::Prefetch))
+            .collect()
+    }
+
     fn plan_rechecks(&self, unfinished: &[Unfinished]) -> Vec<Query> {
         let mut out = Vec::new();
         for api in [PREFETCH, REFRESH] {
@@ -262,7 +290,7 @@ mod tests {
     use super::*;
     use crate::secret::Secret;
     use crate::task::TaskStatus;
-    use crate::vendors::{Credentials, Outcome, VendorOptions, Window};
+    use crate::vendors::{Credentials, Outcome, Window};
 
     fn vendor(opts: Options, domain: Option<&str>) -> UcloudVendor {
         UcloudVendor::new(
@@ -274,7 +302,6 @@ mod tests {
                     session_token: None,
                 },
                 domain: domain.map(str::to_owned),
-                options: VendorOptions::Ucloud(opts.clone()),
             },
             opts,
         )
@@ -285,7 +312,7 @@ mod tests {
     }
 
     fn body_params(req: &HttpRequest) -> Vec<(String, String)> {
-        sign::parse_form(std::str::from_utf8(&req.body).unwrap())
+        crate::sim::ucloud::parse_form(std::str::from_utf8(&req.body).unwrap())
     }
 
     fn get<'a>(p: &'a [(String, String)], k: &str) -> Option<&'a str> {
@@ -324,7 +351,11 @@ mod tests {
         assert_eq!(get(&p, "IsDcdn"), Some("true"));
         assert_eq!(get(&p, "ProjectId"), Some("org-x"));
         assert_eq!(get(&p, "PublicKey"), Some("pub-key"));
-        assert!(sign::verify(&p, "pub-key", "priv-key-must-not-leak"));
+        assert!(crate::sim::ucloud::verify(
+            &p,
+            "pub-key",
+            "priv-key-must-not-leak"
+        ));
         let dbg = format!("{v:?}{req:?}");
         assert!(!dbg.contains("priv-key-must-not-leak"), "{dbg}");
         assert!(!dbg.contains(get(&p, "Signature").unwrap()), "{dbg}");

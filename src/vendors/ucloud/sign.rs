@@ -58,26 +58,6 @@ pub fn form_encode(s: &str) -> String {
         .join("+")
 }
 
-/// Decodes one form-encoded name or value (`+` → space); invalid UTF-8 is
-/// replaced, never a panic.
-pub fn form_decode(s: &str) -> String {
-    let plus = s.replace('+', " ");
-    percent_encoding::percent_decode_str(&plus)
-        .decode_utf8_lossy()
-        .into_owned()
-}
-
-/// Parses a query string or form body into pairs, in order.
-pub fn parse_form(s: &str) -> Vec<(String, String)> {
-    s.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| match p.split_once('=') {
-            Some((k, v)) => (form_decode(k), form_decode(v)),
-            None => (form_decode(p), String::new()),
-        })
-        .collect()
-}
-
 /// The string-to-sign's parameter part: `PublicKey` added, `Signature`
 /// dropped, sorted by name in byte order.
 fn sorted(params: &[(String, String)], public_key: &str) -> Vec<(String, String)> {
@@ -121,21 +101,10 @@ pub fn sign(params: &[(String, String)], public_key: &str, private_key: &str) ->
     }
 }
 
-/// Checks a received request's own params (as the gateway does): the
-/// signature over everything but `Signature`, with the private key of the
-/// `PublicKey` it names. Constant-time comparison is not needed for a
-/// simulator, but the length check keeps it exact.
-pub fn verify(params: &[(String, String)], public_key: &str, private_key: &str) -> bool {
-    let Some((_, given)) = params.iter().find(|(k, _)| k == "Signature") else {
-        return false;
-    };
-    let expected = sign(params, public_key, private_key).signature;
-    given.len() == expected.len() && given.eq_ignore_ascii_case(&expected)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sim::ucloud::{parse_form, verify};
     use std::path::Path;
 
     /// One vector from testdata/signing/ucloud/<case>/case.json.

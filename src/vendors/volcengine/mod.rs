@@ -20,12 +20,13 @@ use super::{
     ApiError, ApiSpec, BuildError, OptionsError, Parsed, Query, Stream, Unfinished, Vendor,
     VendorContext, VendorKind,
 };
-use crate::collector::budget::Rate;
+use crate::api::Rate;
 use crate::http::{HttpRequest, HttpResponse, Method};
 use crate::task::TaskType;
 use api::{ListBody, ListResult, PageIn, QuotaBody, QuotaResult};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Index of `ListContentTasks` in [`APIS`].
@@ -53,6 +54,25 @@ pub const APIS: &[ApiSpec] = &[
         limit: Rate::new(30, Duration::from_secs(1)),
     },
 ];
+
+/// This module's entry in the vendor registry.
+pub const SPEC: super::VendorSpec = super::VendorSpec {
+    name: "volcengine",
+    title: "Volcengine MCDN",
+    apis: APIS,
+    max_lookback: MAX_LOOKBACK,
+    default_endpoint: DEFAULT_ENDPOINT,
+    task_types: TASK_TYPES,
+    build: |ctx, options| {
+        let opts = parse_options(options)?;
+        Ok(Arc::new(VolcengineVendor::new(ctx, opts)))
+    },
+    #[cfg(feature = "sim")]
+    simulator: |s| {
+        crate::sim::volcengine::VolcengineSim::new(s.world.clone(), &s.id, &s.secret).router()
+    },
+    demo_options: "\n    options: { cloud_account_ids: [demo-cloud-account] }",
+};
 
 /// The vendor documents no retention for task history; seven days is our
 /// choice (config clamps `lookback` to it).
@@ -369,7 +389,7 @@ fn list(
 mod tests {
     use super::*;
     use crate::secret::Secret;
-    use crate::vendors::{Credentials, VendorOptions, Window};
+    use crate::vendors::{Credentials, Window};
 
     fn vendor(endpoint: &str, opts: Options) -> VolcengineVendor {
         VolcengineVendor::new(
@@ -381,7 +401,6 @@ mod tests {
                     session_token: Some(Secret::new("sts-token-value")),
                 },
                 domain: Some("www.example.com".into()),
-                options: VendorOptions::Volcengine(opts.clone()),
             },
             opts,
         )
@@ -432,7 +451,7 @@ mod tests {
             "HMAC-SHA256 Credential=AKLTexample/20240219/cn-north-1/mcdn/request, SignedHeaders=content-type;host;x-content-sha256;x-date;x-security-token, Signature="
         ), "{auth}");
         // The signature is over host 127.0.0.1:18080 and these exact bytes.
-        let parsed = sign::parse_authorization(auth).expect("parse");
+        let parsed = crate::sim::volcengine::parse_authorization(auth).expect("parse");
         let lookup = |n: &str| {
             if n == "host" {
                 return Some("127.0.0.1:18080".to_owned());
@@ -446,7 +465,7 @@ mod tests {
             ("Action".to_owned(), "ListContentTasks".to_owned()),
             ("Version".to_owned(), VERSION.to_owned()),
         ];
-        let again = sign::signature_for(
+        let again = crate::sim::volcengine::signature_for(
             "POST",
             "/",
             &q,

@@ -151,7 +151,7 @@ fn key_chain(secret: &str, date: &str, region: &str, service: &str) -> [Vec<u8>;
 /// The stages after the headers are chosen. `signed` are (lowercase name,
 /// value) pairs, host included; order does not matter.
 #[allow(clippy::too_many_arguments)]
-fn stages(
+pub fn stages(
     method: &str,
     path: &str,
     query: &[(String, String)],
@@ -247,85 +247,10 @@ pub fn sign(input: &SignInput<'_>) -> Signed {
     out
 }
 
-/// The parts of an `Authorization` header.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Authorization {
-    pub access_key_id: String,
-    pub credential_scope: String,
-    pub signed_headers: Vec<String>,
-    pub signature: String,
-}
-
-/// Parses `HMAC-SHA256 Credential=AK/scope, SignedHeaders=a;b, Signature=hex`.
-pub fn parse_authorization(value: &str) -> Option<Authorization> {
-    let rest = value.trim().strip_prefix("HMAC-SHA256 ")?;
-    let (mut cred, mut signed, mut sig) = (None, None, None);
-    for part in rest.split(',') {
-        let (k, v) = part.trim().split_once('=')?;
-        match k {
-            "Credential" => cred = Some(v),
-            "SignedHeaders" => signed = Some(v),
-            "Signature" => sig = Some(v),
-            _ => {}
-        }
-    }
-    let (ak, scope) = cred?.split_once('/')?;
-    Some(Authorization {
-        access_key_id: ak.to_owned(),
-        credential_scope: scope.to_owned(),
-        signed_headers: signed?.split(';').map(str::to_owned).collect(),
-        signature: sig?.to_owned(),
-    })
-}
-
-/// Recomputes a received request's signature the way the service does:
-/// from the headers the client names as signed (`header` looks one up by
-/// lowercase name; `host` is the Host header as received), the scope the
-/// client claims, and the body bytes actually received. `None` when a
-/// signed header is missing or the scope is malformed.
-pub fn signature_for(
-    method: &str,
-    path: &str,
-    query: &[(String, String)],
-    auth: &Authorization,
-    header: &dyn Fn(&str) -> Option<String>,
-    body: &[u8],
-    secret: &str,
-) -> Option<Signed> {
-    let mut signed = Vec::new();
-    for name in &auth.signed_headers {
-        let name = name.to_ascii_lowercase();
-        let value = header(&name)?;
-        let value = if name == "host" {
-            signed_host(&value).to_owned()
-        } else {
-            value
-        };
-        signed.push((name, value));
-    }
-    let x_date = header("x-date")?;
-    let mut scope = auth.credential_scope.split('/');
-    let (date, region, service) = (scope.next()?, scope.next()?, scope.next()?);
-    if scope.next() != Some("request") || x_date.get(..8) != Some(date) {
-        return None;
-    }
-    Some(stages(
-        method,
-        path,
-        query,
-        &signed,
-        &sha256_hex(body),
-        &x_date,
-        &auth.access_key_id,
-        secret,
-        region,
-        service,
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sim::volcengine::{parse_authorization, signature_for};
     use serde_json::Value;
     use std::path::{Path, PathBuf};
 

@@ -1,0 +1,219 @@
+//! The command line: flags, subcommands and the exit-code convention.
+//!
+//! Exit codes: 0 success; 2 a usage or configuration problem (bad flags,
+//! config file, web config or demo options — fix the input and retry); 1 a
+//! runtime failure (cannot bind, runtime error).
+
+use crate::{app, config, logging, web_config};
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Prometheus exporter for CDN purge and prefetch tasks.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+pub struct Cli {
+    /// Path to the YAML configuration.
+    #[arg(
+        long = "config.file",
+        default_value = "cdn-task-exporter.yml",
+        global = true
+    )]
+    config_file: PathBuf,
+    /// Address to listen on.
+    #[arg(
+        long = "web.listen-address",
+        default_value = "0.0.0.0:10052",
+        global = true
+    )]
+    listen_address: String,
+    /// Log level: error, warn, info, debug, trace.
+    #[arg(long = "log.level", default_value = "info", global = true)]
+    log_level: String,
+    /// Log format.
+    #[arg(long = "log.format", value_enum, default_value_t = LogFormat::Logfmt, global = true)]
+    log_format: LogFormat,
+    /// Path to a web config (TLS, basic auth, response headers) in the
+    /// Prometheus exporter-toolkit format.
+    #[arg(long = "web.config.file", global = true)]
+    web_config_file: Option<PathBuf>,
+    /// Answer /-/healthy and /-/ready without basic auth, so that liveness
+    /// probes need no credentials. `--web.health-without-auth=false` protects them too.
+    #[arg(long = "web.health-without-auth", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    health_without_auth: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Logfmt,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate the configuration and exit (non-zero on any problem).
+    CheckConfig,
+    /// Run against the simulated vendors on loopback (no credentials needed;
+    /// builds with the `sim` feature only).
+    Demo {
+        /// Seed of the simulated traffic.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Share of tasks that fail (0-1).
+        #[arg(long = "failure-rate", default_value_t = 0.03)]
+        failure_rate: f64,
+        /// Share of tasks that never finish (0-1).
+        #[arg(long = "stall-rate", default_value_t = 0.01)]
+        stall_rate: f64,
+        /// New tasks per hour per vendor.
+        #[arg(long = "tasks-per-hour", default_value_t = 240.0)]
+        tasks_per_hour: f64,
+        /// Minimum refresh interval of the demo accounts.
+        #[arg(long = "refresh-interval", default_value = "15s", value_parser = humantime::parse_duration)]
+        refresh_interval: std::time::Duration,
+    },
+}
+
+/// Exit status for usage and configuration problems.
+const USAGE: u8 = 2;
+
+/// Parses the process arguments and runs the chosen command.
+pub fn main() -> ExitCode {
+    run(Cli::parse())
+}
+
+/// Runs `cli`; errors are printed with their cause chain.
+pub fn run(cli: Cli) -> ExitCode {
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    let web = match cli.web_config_file.as_deref().map(web_config::load) {
+        None => web_config::WebConfig::default(),
+        Some(Ok(w)) => w,
+        Some(Err(e)) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::from(USAGE));
+        }
+    };
+    let serve_opts = app::ServeOptions {
+        health_without_auth: cli.health_without_auth,
+        announce: false,
+    };
+    match cli.command {
+        Some(Command::Demo {
+            seed,
+            failure_rate,
+            stall_rate,
+            tasks_per_hour,
+            refresh_interval,
+        }) => demo(
+            &cli,
+            web,
+            DemoFlags {
+                seed,
+                failure_rate,
+                stall_rate,
+                tasks_per_hour,
+                refresh_interval,
+            },
+            serve_opts,
+        ),
+        Some(Command::CheckConfig) => {
+            let config = match config::load(&cli.config_file) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return Ok(ExitCode::from(USAGE));
+                }
+            };
+            for w in &config.warnings {
+                eprintln!("warning: {w}");
+            }
+            println!(
+                "{}: configuration OK ({} accounts)",
+                cli.config_file.display(),
+                config.accounts.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        None => {
+            let config = match config::load(&cli.config_file) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return Ok(ExitCode::from(USAGE));
+                }
+            };
+            logging::init(&cli.log_level, cli.log_format)?;
+            block_on(async {
+                let listener = app::bind(&cli.listen_address).await?;
+                app::serve(config, web, listener, serve_opts, app::shutdown_signal()).await
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// The demo's flags, as given.
+#[cfg_attr(not(feature = "sim"), allow(dead_code))]
+struct DemoFlags {
+    seed: u64,
+    failure_rate: f64,
+    stall_rate: f64,
+    tasks_per_hour: f64,
+    refresh_interval: std::time::Duration,
+}
+
+#[cfg(feature = "sim")]
+fn demo(
+    cli: &Cli,
+    web: web_config::WebConfig,
+    f: DemoFlags,
+    serve_opts: app::ServeOptions,
+) -> anyhow::Result<ExitCode> {
+    let opts = crate::demo::DemoOptions {
+        seed: f.seed,
+        failure_rate: f.failure_rate,
+        stall_rate: f.stall_rate,
+        tasks_per_hour: f.tasks_per_hour,
+        min_refresh_interval: f.refresh_interval,
+        ..crate::demo::DemoOptions::default()
+    };
+    if let Err(e) = opts.validate() {
+        eprintln!("{e}");
+        return Ok(ExitCode::from(USAGE));
+    }
+    logging::init(&cli.log_level, cli.log_format)?;
+    block_on(async {
+        let listener = app::bind(&cli.listen_address).await?;
+        crate::demo::run(opts, web, listener, serve_opts, app::shutdown_signal()).await
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(not(feature = "sim"))]
+fn demo(
+    _: &Cli,
+    _: web_config::WebConfig,
+    _: DemoFlags,
+    _: app::ServeOptions,
+) -> anyhow::Result<ExitCode> {
+    eprintln!("this build has no simulated vendors: build with `--features sim` to run the demo");
+    Ok(ExitCode::from(USAGE))
+}
+
+fn block_on<F: std::future::Future<Output = anyhow::Result<()>>>(f: F) -> anyhow::Result<()> {
+    use anyhow::Context;
+    tokio::runtime::Runtime::new()
+        .context("cannot start the async runtime")?
+        .block_on(f)
+}
