@@ -91,18 +91,21 @@ fn context(endpoint: &str, domain: Option<&str>) -> VendorContext {
     }
 }
 
+/// The vendor modules of a target's accounts.
+type Accounts = Vec<Arc<dyn Vendor>>;
+
 /// Account variants per vendor: default options, a small page size, and a
 /// domain filter (byte 2 of the input picks one).
 fn accounts(kind: vendors::VendorKind) -> &'static [Arc<dyn Vendor>] {
-    static CELLS: [OnceLock<Vec<Arc<dyn Vendor>>>; 4] = [
+    static CELLS: [OnceLock<Accounts>; 4] = [
         OnceLock::new(),
         OnceLock::new(),
         OnceLock::new(),
         OnceLock::new(),
     ];
-    let (cell, build): (_, fn() -> Vec<Arc<dyn Vendor>>) = match kind {
+    let (cell, build): (_, fn() -> Accounts) = match kind {
         vendors::VendorKind::Volcengine => (&CELLS[0], || {
-            let mut v: Vec<Arc<dyn Vendor>> = Vec::new();
+            let mut v: Accounts = Vec::new();
             for (page_size, action, domain) in [
                 (100, volcengine::ListAction::ListContentTasks, None),
                 (
@@ -122,7 +125,7 @@ fn accounts(kind: vendors::VendorKind) -> &'static [Arc<dyn Vendor>] {
             v
         }),
         vendors::VendorKind::Aliyun => (&CELLS[1], || {
-            let mut v: Vec<Arc<dyn Vendor>> = Vec::new();
+            let mut v: Accounts = Vec::new();
             for (page_size, domain) in [(100, None), (1, Some("example.com"))] {
                 let o = aliyun::Options {
                     page_size: aliyun::PageSize(page_size),
@@ -134,7 +137,7 @@ fn accounts(kind: vendors::VendorKind) -> &'static [Arc<dyn Vendor>] {
             v
         }),
         vendors::VendorKind::Ucloud => (&CELLS[2], || {
-            let mut v: Vec<Arc<dyn Vendor>> = Vec::new();
+            let mut v: Accounts = Vec::new();
             for (page_size, domain) in [(100, None), (1, Some("example.com"))] {
                 let o = ucloud::Options {
                     page_size,
@@ -146,7 +149,7 @@ fn accounts(kind: vendors::VendorKind) -> &'static [Arc<dyn Vendor>] {
             v
         }),
         _ => (&CELLS[3], || {
-            let mut v: Vec<Arc<dyn Vendor>> = Vec::new();
+            let mut v: Accounts = Vec::new();
             for (page_size, domain) in [(1000, None), (1, Some("example.com"))] {
                 let o = cdnetworks::Options {
                     page_size,
