@@ -15,13 +15,16 @@ WORKDIR /src
 #   docker build --build-arg REVISION=$(git rev-parse --short=12 HEAD) .
 ARG REVISION=unknown
 ENV CDN_EXPORTER_REVISION=${REVISION}
+# Cargo features: empty for production images (no simulated vendors, no
+# server-side verifiers); compose.yaml builds its demo image with "sim".
+ARG FEATURES=""
 # Dependencies first, so that editing src/ does not refetch crates.
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY benches ./benches
 COPY src ./src
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked --bin cdn-task-exporter \
+    cargo build --release --locked --bin cdn-task-exporter --features "${FEATURES}" \
  && cp target/release/cdn-task-exporter /cdn-task-exporter
 
 # distroless/cc: glibc, libgcc, CA certificates and a "nonroot" user

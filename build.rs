@@ -38,4 +38,21 @@ fn main() {
         Some(h) if std::path::Path::new(&h).exists() => println!("cargo:rerun-if-changed={h}"),
         _ => println!("cargo:rerun-if-changed=build.rs"),
     }
+    // HEAD names a branch; a commit moves the branch's ref, not HEAD.
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .map(|s| s.trim().to_owned())
+    };
+    if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"]) {
+        if let Some(r) = git(&["rev-parse", "--git-path", &branch]) {
+            if std::path::Path::new(&r).exists() {
+                println!("cargo:rerun-if-changed={r}");
+            }
+        }
+    }
 }

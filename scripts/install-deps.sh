@@ -2,7 +2,9 @@
 # Installs everything the test suite needs on a fresh Debian machine:
 # promtool/prometheus and alertmanager (real binaries for the end-to-end tests),
 # openssl (CDNetworks signing vectors are cross-checked against the doc's pipeline),
-# buildah (the container smoke test builds and runs the runtime image without a Docker engine).
+# buildah (the container smoke test builds and runs the runtime image without a Docker engine),
+# systemd (systemd-analyze verifies the Debian package's unit), dpkg (dpkg-deb inspects the package).
+# cargo-deb is a crate, not a Debian package: scripts/package-deb.sh installs it.
 # Idempotent: skips apt entirely when every tool is already present.
 set -euo pipefail
 need=()
@@ -11,6 +13,8 @@ command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
 command -v prometheus-alertmanager >/dev/null 2>&1 || need+=(prometheus-alertmanager)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v buildah >/dev/null 2>&1 || need+=(buildah)
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+command -v dpkg-deb >/dev/null 2>&1 || need+=(dpkg)
 if [ ${#need[@]} -eq 0 ]; then
   echo "install-deps: all tools present"
   exit 0

@@ -6,6 +6,7 @@ use crate::collector::Collector;
 use crate::config::Config;
 use crate::http::Transport;
 use crate::metrics;
+use crate::server;
 use crate::web_config::WebConfig;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
@@ -13,11 +14,8 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpStream;
-use tokio_rustls::server::TlsStream;
 
 /// Shared state of the HTTP handlers.
 #[derive(Clone)]
@@ -38,6 +36,8 @@ pub struct ServeOptions {
     pub health_without_auth: bool,
     /// Print the landing page and metrics URLs on stdout (demo).
     pub announce: bool,
+    /// Connection limits and timeouts of the HTTP server.
+    pub limits: server::Limits,
 }
 
 impl Default for ServeOptions {
@@ -45,6 +45,7 @@ impl Default for ServeOptions {
         ServeOptions {
             health_without_auth: true,
             announce: false,
+            limits: server::Limits::default(),
         }
     }
 }
@@ -94,13 +95,13 @@ pub async fn serve(
         accounts = config.accounts.len(),
         tls = web.tls.is_some(),
         basic_auth = !web.basic_auth_users.is_empty(),
+        read_header_timeout = ?opts.limits.read_header_timeout,
+        idle_timeout = ?opts.limits.idle_timeout,
+        max_connections = opts.limits.max_connections,
         "listening"
     );
     let router = secure(router(state), &web, opts.health_without_auth);
-    match web.tls {
-        Some(tls) => run_tls(listener, tls, router, shutdown).await?,
-        None => run(listener, router, shutdown).await?,
-    }
+    server::serve(listener, web.tls, router, opts.limits, shutdown).await?;
     Ok(())
 }
 
@@ -181,15 +182,14 @@ async fn landing(State(s): State<AppState>) -> impl IntoResponse {
     (StatusCode::OK, Html(page))
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves.
+/// Serves `router` on `listener` until `shutdown` resolves, within the
+/// default [`server::Limits`].
 pub async fn run(
     listener: tokio::net::TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    server::serve(listener, None, router, server::Limits::default(), shutdown).await
 }
 
 /// Wraps `router` in what the web config asks for: basic auth (health
@@ -219,99 +219,22 @@ pub fn secure(router: Router, web: &WebConfig, health_without_auth: bool) -> Rou
     router
 }
 
-/// A client that has not finished its TLS handshake by then is dropped.
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Handshakes in progress at once; more connections wait to be accepted.
-const MAX_PENDING_HANDSHAKES: usize = 128;
-
-/// Serves `router` over TLS on `listener` until `shutdown` resolves.
+/// Serves `router` over TLS on `listener` until `shutdown` resolves, within
+/// the default [`server::Limits`].
 pub async fn run_tls(
     listener: tokio::net::TcpListener,
     tls: Arc<rustls::ServerConfig>,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(TlsListener::new(listener, tls)?, router)
-        .with_graceful_shutdown(shutdown)
-        .await
-}
-
-/// Accepts TCP connections and hands over those that complete a TLS
-/// handshake. Handshakes run in their own tasks, so one slow or hostile
-/// client does not hold up the others.
-struct TlsListener {
-    ready: tokio::sync::mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-    local: SocketAddr,
-    acceptor: tokio::task::JoinHandle<()>,
-}
-
-impl TlsListener {
-    fn new(
-        listener: tokio::net::TcpListener,
-        tls: Arc<rustls::ServerConfig>,
-    ) -> std::io::Result<Self> {
-        let local = listener.local_addr()?;
-        let (tx, ready) = tokio::sync::mpsc::channel(MAX_PENDING_HANDSHAKES);
-        let tls = tokio_rustls::TlsAcceptor::from(tls);
-        let slots = Arc::new(tokio::sync::Semaphore::new(MAX_PENDING_HANDSHAKES));
-        let acceptor = tokio::spawn(async move {
-            loop {
-                let Ok(slot) = slots.clone().acquire_owned().await else {
-                    return;
-                };
-                let (tcp, peer) = match listener.accept().await {
-                    Ok(c) => c,
-                    Err(error) => {
-                        // As axum does: typically out of file descriptors.
-                        tracing::warn!(%error, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                };
-                let (tls, tx) = (tls.clone(), tx.clone());
-                tokio::spawn(async move {
-                    let _slot = slot;
-                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.accept(tcp)).await {
-                        Ok(Ok(stream)) => {
-                            let _ = tx.send((stream, peer)).await;
-                        }
-                        Ok(Err(error)) => {
-                            tracing::debug!(%peer, %error, "TLS handshake failed")
-                        }
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                    }
-                });
-            }
-        });
-        Ok(TlsListener {
-            ready,
-            local,
-            acceptor,
-        })
-    }
-}
-
-impl Drop for TlsListener {
-    fn drop(&mut self) {
-        self.acceptor.abort();
-    }
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.ready.recv().await {
-            Some(c) => c,
-            // The acceptor task ended (it only does on abort): accept nothing more.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        Ok(self.local)
-    }
+    server::serve(
+        listener,
+        Some(tls),
+        router,
+        server::Limits::default(),
+        shutdown,
+    )
+    .await
 }
 
 /// Resolves on SIGTERM or SIGINT.

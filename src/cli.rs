@@ -4,14 +4,18 @@
 //! config file, web config or demo options — fix the input and retry); 1 a
 //! runtime failure (cannot bind, runtime error).
 
-use crate::{app, config, logging, web_config};
+use crate::{app, config, logging, probe, server, web_config};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 /// Prometheus exporter for CDN purge and prefetch tasks.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(about, version = concat!(
+    env!("CARGO_PKG_VERSION"), " (revision ", env!("CDN_EXPORTER_REVISION"),
+    ", rustc ", env!("CDN_EXPORTER_RUSTC"), ")"
+))]
 pub struct Cli {
     /// Path to the YAML configuration.
     #[arg(
@@ -41,8 +45,38 @@ pub struct Cli {
     /// probes need no credentials. `--web.health-without-auth=false` protects them too.
     #[arg(long = "web.health-without-auth", default_value_t = true, action = clap::ArgAction::Set, global = true)]
     health_without_auth: bool,
+    /// Longest time from accepting a connection to a complete request head,
+    /// TLS handshake included; slower clients are disconnected.
+    #[arg(long = "web.read-header-timeout", default_value = "10s", value_parser = positive_duration, global = true)]
+    pub read_header_timeout: Duration,
+    /// Keep-alive connections idle this long are closed.
+    #[arg(long = "web.idle-timeout", default_value = "2m", value_parser = positive_duration, global = true)]
+    pub idle_timeout: Duration,
+    /// Open connections at most; at the cap an idle connection is closed to
+    /// make room, or new ones wait while every connection is busy.
+    #[arg(long = "web.max-connections", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub max_connections: u32,
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+fn positive_duration(s: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(s) {
+        Ok(d) if d > Duration::ZERO => Ok(d),
+        Ok(_) => Err("must be greater than zero".into()),
+        Err(e) => Err(format!("{e} (examples: 10s, 2m, 500ms)")),
+    }
+}
+
+impl Cli {
+    /// The HTTP server limits the flags ask for.
+    pub fn limits(&self) -> server::Limits {
+        server::Limits {
+            read_header_timeout: self.read_header_timeout,
+            idle_timeout: self.idle_timeout,
+            max_connections: self.max_connections as usize,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -55,6 +89,9 @@ pub enum LogFormat {
 pub enum Command {
     /// Validate the configuration and exit (non-zero on any problem).
     CheckConfig,
+    /// Send each account's cheapest read call once and report whether its key
+    /// works (exit 1 on any failure).
+    CheckCredentials,
     /// Run against the simulated vendors on loopback (no credentials needed;
     /// builds with the `sim` feature only).
     Demo {
@@ -107,6 +144,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let serve_opts = app::ServeOptions {
         health_without_auth: cli.health_without_auth,
         announce: false,
+        limits: cli.limits(),
     };
     match cli.command {
         Some(Command::Demo {
@@ -127,6 +165,13 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             },
             serve_opts,
         ),
+        Some(Command::CheckCredentials) => match config::load(&cli.config_file) {
+            Ok(config) => probe::run(&config),
+            Err(e) => {
+                eprintln!("{e}");
+                Ok(ExitCode::from(USAGE))
+            }
+        },
         Some(Command::CheckConfig) => {
             let config = match config::load(&cli.config_file) {
                 Ok(c) => c,
@@ -216,4 +261,29 @@ fn block_on<F: std::future::Future<Output = anyhow::Result<()>>>(f: F) -> anyhow
     tokio::runtime::Runtime::new()
         .context("cannot start the async runtime")?
         .block_on(f)
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flag_defaults_are_the_server_defaults() {
+        let cli = Cli::parse_from(["cdn-task-exporter"]);
+        assert_eq!(cli.limits(), server::Limits::default());
+    }
+
+    #[test]
+    fn zero_limits_are_refused() {
+        for flag in [
+            "--web.read-header-timeout=0s",
+            "--web.idle-timeout=0s",
+            "--web.max-connections=0",
+            "--web.idle-timeout=soon",
+        ] {
+            assert!(
+                Cli::try_parse_from(["cdn-task-exporter", flag]).is_err(),
+                "{flag}"
+            );
+        }
+    }
 }

@@ -17,7 +17,9 @@ pub mod fuzzing;
 pub mod http;
 pub mod logging;
 pub mod metrics;
+pub mod probe;
 pub mod secret;
+pub mod server;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod task;

@@ -173,6 +173,42 @@ enum Cached {
 
 const CACHED_FAMILIES: usize = 13;
 
+/// The ages `cdn_tasks_unfinished_older_than` reports, in seconds: the
+/// thresholds a stuck-task alert can choose from (15m … 1d).
+pub const UNFINISHED_AGES: [(i64, &str); 5] = [
+    (900, ",older_than=\"900\""),
+    (1_800, ",older_than=\"1800\""),
+    (3_600, ",older_than=\"3600\""),
+    (21_600, ",older_than=\"21600\""),
+    (86_400, ",older_than=\"86400\""),
+];
+
+/// `cdn_tasks_unfinished_older_than`: pending or running tasks created more
+/// than `older_than` seconds ago. Time-dependent, so never cached.
+fn unfinished_older_than(
+    out: &mut String,
+    c: &Collector,
+    accounts: &[(Labels, Arc<[String; CACHED_FAMILIES]>)],
+    now: i64,
+) {
+    const NAME: &str = "cdn_tasks_unfinished_older_than";
+    header(
+        out,
+        NAME,
+        "gauge",
+        &format!("Tasks still pending or running (not unknown) created more than older_than seconds ago. {CACHED}"),
+    );
+    for (a, (l, _)) in c.accounts.iter().zip(accounts) {
+        let s = a.snapshot();
+        for (t, lt) in &l.by_type {
+            for (age, extra) in UNFINISHED_AGES {
+                let n = s.aggregates.pending_running_before(t.index(), now - age);
+                line(out, NAME, lt, extra, n as u64);
+            }
+        }
+    }
+}
+
 /// One account's cached families, rendered at `generation`.
 type Block = (u64, Arc<[String; CACHED_FAMILIES]>);
 
@@ -264,6 +300,7 @@ impl Renderer {
                 );
             }
         }
+        unfinished_older_than(&mut out, c, &accounts, now);
         cached(&mut out, Cached::Completion);
         cached(&mut out, Cached::Success);
         cached(&mut out, Cached::QuotaLimit);
@@ -366,6 +403,7 @@ impl Renderer {
             env!("CDN_EXPORTER_REVISION"),
             env!("CDN_EXPORTER_RUSTC")
         );
+        crate::server::render_metrics(&mut out);
         process_metrics(&mut out);
         out
     }

@@ -312,10 +312,7 @@ async fn throttling_backs_off_counts_and_holds_the_budget() {
     assert_eq!(up(&m), Some(1.0));
     let log = sim.control.received();
     let lists: Vec<_> = log.iter().filter(|r| r.api == LIST).collect();
-    let throttled: Vec<_> = lists
-        .iter()
-        .filter(|r| r.answer == "TooManyRequests" || r.answer == "Throttling.User")
-        .collect();
+    let throttled: Vec<_> = lists.iter().filter(|r| r.answer == "throttled").collect();
     assert_eq!(throttled.len(), 3, "{lists:?}");
     assert_eq!(requests(&m, LIST, "throttled"), 3.0);
     // Backoff: nothing on that API for 1 s, 2 s, 4 s after each answer.
@@ -486,7 +483,7 @@ async fn the_simulator_rejects_what_aliyun_rejects() {
     let (sim, endpoint) = start(world).await;
     sim.control.limit(
         "DescribeRefreshTasks",
-        cdn_task_exporter::collector::budget::Rate::new(100, Duration::from_secs(1)),
+        cdn_task_exporter::api::Rate::new(100, Duration::from_secs(1)),
     );
     let t = |d: i64| api::format_time(now() + d);
     let (old, recent, end) = (t(-3 * 86_400 - 60), t(-3600), t(0));

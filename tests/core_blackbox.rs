@@ -220,7 +220,7 @@ fn the_example_config_in_examples_is_valid() {
         .args(["check-config", "--config.file"])
         .arg(common::repo("examples/cdn-task-exporter.yml"))
         .envs([
-            ("VOLC_SECRET_KEY", "x"),
+            ("VOLCENGINE_SECRET_ACCESS_KEY", "x"),
             ("ALIYUN_ACCESS_KEY_SECRET", "x"),
             ("UCLOUD_PRIVATE_KEY", "x"),
             ("CDNETWORKS_API_KEY", "x"),

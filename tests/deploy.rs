@@ -64,6 +64,11 @@ fn compose_mounts_existing_files_and_publishes_the_documented_ports() {
         Some("demo"),
         "the stack runs the demo by default"
     );
+    assert_eq!(
+        compose["services"]["exporter"]["build"]["args"]["FEATURES"].as_str(),
+        Some("sim"),
+        "the demo image is built with the simulated vendors"
+    );
     // The Grafana datasource reaches Prometheus by its service name.
     assert!(read("grafana/provisioning/datasources/prometheus.yml")
         .contains("url: http://prometheus:9090"));
@@ -81,6 +86,8 @@ fn dockerfile_builds_on_rust_and_runs_non_root_on_the_exporter_port() {
         "EXPOSE 10052",
         "ENTRYPOINT [\"/usr/local/bin/cdn-task-exporter\"]",
         "--config.file=/etc/cdn-task-exporter/config.yml",
+        "ARG FEATURES=\"\"",
+        "--features \"${FEATURES}\"",
     ] {
         assert!(d.contains(needle), "Dockerfile lacks {needle:?}");
     }

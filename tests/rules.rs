@@ -337,3 +337,147 @@ fn dashboard_uses_the_datasource_variable() {
         "every panel needs a description"
     );
 }
+
+/// Runs scripts/gen-rules.sh into `out` with exactly the settings in `env`.
+fn gen_rules(out: &Path, env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new("bash");
+    cmd.arg(root().join("scripts/gen-rules.sh")).arg(out);
+    for var in [
+        "RUNBOOK_URL_PATTERN",
+        "DASHBOARD_RUNBOOK_URL",
+        "PURGE_FAILED_MIN_COUNT",
+        "PURGE_FAILED_MIN_RATIO",
+        "TASK_STUCK_AGE",
+        "TASK_GIVE_UP_AGE",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.envs(env.iter().copied());
+    cmd.output().expect("run scripts/gen-rules.sh")
+}
+
+/// The shipped alerts, their unit tests and the dashboard are exactly what the
+/// generator writes from mixin/ with its defaults.
+#[test]
+fn shipped_rules_equal_the_generated_ones() {
+    let tmp = TempDir::new("gen-default");
+    let out = gen_rules(&tmp.0, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    for (generated, shipped) in [
+        ("alerts.yml", "prometheus/alerts.yml"),
+        ("alerts_test.yml", "prometheus/alerts_test.yml"),
+        ("cdn-tasks.json", "grafana/cdn-tasks.json"),
+    ] {
+        let g = fs::read_to_string(tmp.0.join(generated)).unwrap();
+        assert!(
+            g == read(shipped),
+            "{shipped} differs from what scripts/gen-rules.sh generates from mixin/: \
+             edit the template and run scripts/gen-rules.sh"
+        );
+    }
+}
+
+/// One setting moves every runbook link (alerts and dashboard); the tuned
+/// thresholds behave as their own promtool tests say.
+#[test]
+fn tuned_rules_follow_their_settings() {
+    let tmp = TempDir::new("gen-tuned");
+    let out = gen_rules(
+        &tmp.0,
+        &[
+            (
+                "RUNBOOK_URL_PATTERN",
+                "https://wiki.example.com/runbooks/%s.html",
+            ),
+            ("PURGE_FAILED_MIN_COUNT", "3"),
+            ("PURGE_FAILED_MIN_RATIO", "0.1"),
+            ("TASK_STUCK_AGE", "1800"),
+            ("TASK_GIVE_UP_AGE", "86400"),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let alerts = fs::read_to_string(tmp.0.join("alerts.yml")).unwrap();
+    let urls: Vec<&str> = alerts
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("runbook_url:"))
+        .map(str::trim)
+        .collect();
+    assert_eq!(urls.len(), alert_names().len(), "{alerts}");
+    for (url, name) in urls.iter().zip(alert_names()) {
+        assert_eq!(
+            *url,
+            format!(
+                "https://wiki.example.com/runbooks/{}.html",
+                name.to_lowercase()
+            )
+        );
+    }
+    assert!(!alerts.contains("github.com"), "{alerts}");
+    let dash = fs::read_to_string(tmp.0.join("cdn-tasks.json")).unwrap();
+    assert!(
+        dash.contains(r#""url": "https://wiki.example.com/runbooks/alerts-and-runbooks.html""#),
+        "dashboard link not moved"
+    );
+    assert!(!dash.contains("github.com"));
+    fs::write(
+        tmp.0.join("alerts_tuned_test.yml"),
+        read("testdata/rules/alerts_tuned_test.yml"),
+    )
+    .unwrap();
+    assert_ok("promtool", &tmp.0, &["check", "rules", "alerts.yml"]);
+    let out = assert_ok(
+        "promtool",
+        &tmp.0,
+        &["test", "rules", "alerts_tuned_test.yml"],
+    );
+    assert!(out.contains("SUCCESS"), "{out}");
+    // The tuned tests are not vacuous: the default rules fail them (the default
+    // alerts on the single aliyun failure and at 30m-old tasks never).
+    let defaults = TempDir::new("gen-default-vs-tuned");
+    assert!(gen_rules(
+        &defaults.0,
+        &[(
+            "RUNBOOK_URL_PATTERN",
+            "https://wiki.example.com/runbooks/%s.html"
+        )]
+    )
+    .status
+    .success());
+    fs::write(
+        defaults.0.join("alerts_tuned_test.yml"),
+        read("testdata/rules/alerts_tuned_test.yml"),
+    )
+    .unwrap();
+    let out = assert_fails(
+        "promtool",
+        &defaults.0,
+        &["test", "rules", "alerts_tuned_test.yml"],
+    );
+    assert!(
+        out.contains("CdnPurgeTaskFailed") && out.contains("CdnTaskStuck"),
+        "{out}"
+    );
+}
+
+/// Settings the rules cannot honour are refused, naming the variable.
+#[test]
+fn generator_refuses_bad_settings() {
+    for (var, value) in [
+        ("RUNBOOK_URL_PATTERN", "https://wiki.example.com/runbooks"),
+        ("RUNBOOK_URL_PATTERN", "https://a|b/%s"),
+        ("PURGE_FAILED_MIN_COUNT", "0"),
+        ("PURGE_FAILED_MIN_RATIO", "1.5"),
+        ("TASK_STUCK_AGE", "1234"),
+        ("TASK_STUCK_AGE", "86400"),
+    ] {
+        let tmp = TempDir::new("gen-bad");
+        let out = gen_rules(&tmp.0, &[(var, value)]);
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{var}={value}: {t}");
+        assert!(t.contains(var), "{var}={value}: {t}");
+        assert!(
+            !tmp.0.join("alerts.yml").exists(),
+            "{var}={value}: wrote output"
+        );
+    }
+}

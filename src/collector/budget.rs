@@ -8,6 +8,14 @@
 //! throttled. `governor` (GCRA) has the same property unless paced at burst
 //! 1, which wastes budget on paging; the log is exact and tiny (N entries).
 //!
+//! A permit's entry holds the *latest* instant the vendor can have received
+//! the request: while the request is in flight, "now"; once it is answered
+//! (or given up), the answer's time. The vendor's arrival time lies between
+//! the permit and the answer, so measuring the window from the answer keeps
+//! arrivals at most N per window however late the request left our process
+//! (a loaded machine delayed one request by 0.7 s, and the next, on time,
+//! reached the vendor 0.3 s after it in a 1 s window).
+//!
 //! Time is tokio's monotonic clock, so tests pause and advance it.
 
 use std::collections::VecDeque;
@@ -25,12 +33,32 @@ pub enum Denied {
     Exhausted(Duration),
 }
 
+/// One request in the log.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    id: u64,
+    /// Permit time, then the answer's time once [`Budget::release`]d.
+    at: Instant,
+    /// Not answered yet: the vendor may receive it at any moment.
+    in_flight: bool,
+}
+
+/// A granted request; hand it back with [`Budget::release`] when the
+/// exchange ends (answered, failed or timed out).
+#[derive(Debug)]
+#[must_use = "release the permit when the exchange ends"]
+pub struct Permit {
+    api: usize,
+    id: u64,
+}
+
 /// Sliding-window log for one API of one account.
 #[derive(Debug)]
 struct Window {
     rate: Rate,
-    /// Send times of the requests still inside the window, oldest first.
-    sent: VecDeque<Instant>,
+    /// The requests still inside the window, by `at`.
+    sent: VecDeque<Entry>,
+    next_id: u64,
     /// Set after a throttling answer: nothing goes before this instant.
     blocked_until: Option<Instant>,
 }
@@ -42,15 +70,20 @@ impl Window {
         self.rate.per + (self.rate.per / 100).max(Duration::from_millis(50))
     }
 
+    /// When an entry stops counting: a window after the last instant the
+    /// vendor can have received it (in flight: not before now + a window).
+    fn leaves(&self, e: &Entry, now: Instant) -> Instant {
+        if e.in_flight {
+            now.max(e.at) + self.span()
+        } else {
+            e.at + self.span()
+        }
+    }
+
     fn prune(&mut self, now: Instant) {
         let span = self.span();
-        while let Some(&t) = self.sent.front() {
-            if now.saturating_duration_since(t) >= span {
-                self.sent.pop_front();
-            } else {
-                break;
-            }
-        }
+        self.sent
+            .retain(|e| e.in_flight || now.saturating_duration_since(e.at) < span);
     }
 
     /// The earliest instant a request may be sent.
@@ -59,8 +92,10 @@ impl Window {
         let by_window = if (self.sent.len() as u32) < self.rate.requests {
             now
         } else {
-            // Full: the oldest entry must leave the window first.
-            self.sent[self.sent.len() - self.rate.requests as usize] + self.span()
+            // Full: enough entries must leave the window first.
+            let mut leaves: Vec<Instant> = self.sent.iter().map(|e| self.leaves(e, now)).collect();
+            leaves.sort_unstable();
+            leaves[self.sent.len() - self.rate.requests as usize]
         };
         match self.blocked_until {
             Some(b) if b > by_window => b,
@@ -86,6 +121,7 @@ impl Budget {
                     Mutex::new(Window {
                         rate,
                         sent: VecDeque::with_capacity(rate.requests.min(64) as usize),
+                        next_id: 0,
                         blocked_until: None,
                     })
                 })
@@ -125,15 +161,21 @@ impl Budget {
     /// Takes a permit for `api`, waiting for it if it comes within
     /// `max_wait`. The check and the record happen under one lock, so
     /// concurrent callers can never overspend.
-    pub async fn acquire(&self, api: usize, max_wait: Duration) -> Result<(), Denied> {
+    pub async fn acquire(&self, api: usize, max_wait: Duration) -> Result<Permit, Denied> {
         loop {
             let slot = {
                 let now = Instant::now();
                 let mut w = self.window(api);
                 let slot = w.next_slot(now);
                 if slot <= now {
-                    w.sent.push_back(now);
-                    return Ok(());
+                    let id = w.next_id;
+                    w.next_id += 1;
+                    w.sent.push_back(Entry {
+                        id,
+                        at: now,
+                        in_flight: true,
+                    });
+                    return Ok(Permit { api, id });
                 }
                 let wait = slot - now;
                 if wait > max_wait {
@@ -143,6 +185,18 @@ impl Budget {
             };
             tokio::time::sleep_until(slot).await;
         }
+    }
+
+    /// The exchange of `permit` ended now: from here on its entry counts
+    /// from this instant, the latest the vendor can have received it.
+    pub fn release(&self, permit: Permit) {
+        let now = Instant::now();
+        let mut w = self.window(permit.api);
+        if let Some(e) = w.sent.iter_mut().find(|e| e.id == permit.id) {
+            e.at = e.at.max(now);
+            e.in_flight = false;
+        }
+        w.sent.make_contiguous().sort_by_key(|e| e.at);
     }
 
     /// After a throttling answer: send nothing on `api` for `pause`.
@@ -191,7 +245,8 @@ mod tests {
         let start = Instant::now();
         let mut sent = Vec::new();
         for _ in 0..10 {
-            b.acquire(0, Duration::from_secs(5)).await.unwrap();
+            let p = b.acquire(0, Duration::from_secs(5)).await.unwrap();
+            b.release(p);
             sent.push(Instant::now() - start);
         }
         for (i, t) in sent.iter().enumerate() {
@@ -209,11 +264,12 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn refuses_when_the_wait_is_too_long() {
         let b = Budget::new([Rate::new(1, Duration::from_secs(300))]);
-        b.acquire(0, Duration::ZERO).await.unwrap();
+        let p = b.acquire(0, Duration::ZERO).await.unwrap();
+        b.release(p);
         let err = b.acquire(0, Duration::from_secs(1)).await.unwrap_err();
         assert!(matches!(err, Denied::Exhausted(w) if w > Duration::from_secs(299)));
         tokio::time::advance(Duration::from_secs(304)).await;
-        b.acquire(0, Duration::ZERO).await.unwrap();
+        let _ = b.acquire(0, Duration::ZERO).await.unwrap();
     }
 
     #[tokio::test(start_paused = true)]
@@ -230,5 +286,30 @@ mod tests {
         );
         tokio::time::advance(Duration::from_secs(30)).await;
         assert!(b.acquire(0, Duration::ZERO).await.is_ok());
+    }
+
+    /// Regression (fault matrix): a request that left our process late must
+    /// not let the next one reach the vendor inside the same window. The
+    /// window counts from the answer, and nothing goes while one is in flight.
+    #[tokio::test(start_paused = true)]
+    async fn a_late_request_cannot_crowd_the_vendors_window() {
+        let b = Budget::new([Rate::new(1, Duration::from_secs(1))]);
+        let start = Instant::now();
+        let p = b.acquire(0, Duration::ZERO).await.unwrap();
+        // In flight for 0.7 s (the vendor may receive it at any moment).
+        tokio::time::advance(Duration::from_millis(700)).await;
+        assert!(
+            b.acquire(0, Duration::from_millis(100)).await.is_err(),
+            "no permit while the request is in flight"
+        );
+        b.release(p);
+        let p = b.acquire(0, Duration::from_secs(5)).await.unwrap();
+        let waited = Instant::now() - start;
+        assert!(
+            waited >= Duration::from_millis(1700),
+            "next permit a full window after the answer, got {waited:?}"
+        );
+        b.release(p);
+        assert!(b.wait_time(0) >= Duration::from_secs(1));
     }
 }

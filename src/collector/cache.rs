@@ -110,6 +110,17 @@ pub struct Aggregates {
     pub oldest_unfinished: [Option<i64>; 5],
     /// Sum of completion credit per type.
     pub completion: [f64; 5],
+    /// Creation times of the pending and running tasks per type (not
+    /// `unknown`), ascending: `cdn_tasks_unfinished_older_than` counts them
+    /// against the clock at render time.
+    pub pending_running_created: [Vec<i64>; 5],
+}
+
+impl Aggregates {
+    /// Pending or running tasks of type index `ty` created before `cutoff`.
+    pub fn pending_running_before(&self, ty: usize, cutoff: i64) -> usize {
+        self.pending_running_created[ty].partition_point(|&c| c < cutoff)
+    }
 }
 
 /// The tasks of one account.
@@ -244,7 +255,13 @@ impl TaskCache {
                 if o.is_none_or(|o| t.created_at < o) {
                     *o = Some(t.created_at);
                 }
+                if t.status() != TaskStatus::Unknown {
+                    a.pending_running_created[ty].push(t.created_at);
+                }
             }
+        }
+        for v in &mut a.pending_running_created {
+            v.sort_unstable();
         }
         a
     }
@@ -355,5 +372,25 @@ mod tests {
         assert_eq!(c.len(), 2);
         assert_eq!(c.aggregate().oldest_unfinished[p], Some(20));
         assert_eq!(c.unfinished().count(), 1);
+    }
+
+    #[test]
+    fn pending_running_ages_exclude_unknown_and_finished() {
+        let mut c = TaskCache::new(100);
+        c.upsert(&task("a", TaskStatus::Pending, 100), 0, 0);
+        c.upsert(&task("b", TaskStatus::Running, 50), 0, 0);
+        c.upsert(&task("c", TaskStatus::Unknown, 10), 0, 0);
+        c.upsert(&task("d", TaskStatus::Failed, 5), 0, 0);
+        let a = c.aggregate();
+        let p = TaskType::Prefetch.index();
+        assert_eq!(a.pending_running_created[p], vec![50, 100]);
+        assert_eq!(
+            a.oldest_unfinished[p],
+            Some(10),
+            "unknown still counts there"
+        );
+        assert_eq!(a.pending_running_before(p, 50), 0);
+        assert_eq!(a.pending_running_before(p, 51), 1);
+        assert_eq!(a.pending_running_before(p, 1_000), 2);
     }
 }

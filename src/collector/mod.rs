@@ -14,6 +14,8 @@ pub mod coverage;
 pub mod stats;
 mod sync;
 
+pub use sync::ProbeResult;
+
 use crate::clock::SharedClock;
 use crate::config::AccountConfig;
 use crate::http::Transport;

@@ -54,7 +54,38 @@ pub(super) struct Synced {
     pub answered: u32,
 }
 
+/// What [`Account::probe`] got back.
+#[derive(Debug)]
+pub enum ProbeResult {
+    /// The vendor answered the probe with usable data.
+    Ok(Parsed),
+    /// The vendor (or the network) said no.
+    Failed(ApiError),
+    /// No permit within `max_permit_wait`: nothing was sent.
+    Budget,
+    /// The vendor has no probe call.
+    Unsupported,
+}
+
 impl Account {
+    /// Sends the vendor's probe query (see [`crate::vendors::Vendor::probe`])
+    /// exactly as a refresh would: a permit from this account's budget, the
+    /// shared transport, the account's timeout and retries. Returns the API
+    /// name and what happened. Counts in the account's request statistics.
+    pub async fn probe(&self) -> (Option<&'static str>, ProbeResult) {
+        let Some(q) = self.vendor.probe(&self.task_types, self.clock.unix()) else {
+            return (None, ProbeResult::Unsupported);
+        };
+        let api = self.api_names.get(q.api()).copied();
+        let mut st = self.state.lock().await;
+        let result = match self.request(&mut st, &q, 1).await {
+            Ok(parsed) => ProbeResult::Ok(parsed),
+            Err(Stop::Failed(e)) => ProbeResult::Failed(e),
+            Err(Stop::Budget) => ProbeResult::Budget,
+        };
+        (api, result)
+    }
+
     pub(super) async fn sync(&self, st: &mut SyncState, now: i64) -> Result<Synced, ApiError> {
         let lookback_start = now - self.settings.lookback.as_secs() as i64;
         let overlap = self.settings.overlap.as_secs() as i64;
@@ -328,23 +359,29 @@ impl Account {
         let mut attempt = 0u32;
         let mut failure: Option<ApiError> = None;
         loop {
-            if self
+            let Ok(permit) = self
                 .budget
                 .acquire(api, self.settings.max_permit_wait)
                 .await
-                .is_err()
-            {
+            else {
                 return Err(failure.map_or(Stop::Budget, Stop::Failed));
-            }
-            let req = self
-                .vendor
-                .build(q, page, self.clock.now())
-                .map_err(|e| Stop::Failed(ApiError::new(Outcome::ClientError, e.to_string())))?;
+            };
+            let req = match self.vendor.build(q, page, self.clock.now()) {
+                Ok(r) => r,
+                Err(e) => {
+                    self.budget.release(permit);
+                    return Err(Stop::Failed(ApiError::new(
+                        Outcome::ClientError,
+                        e.to_string(),
+                    )));
+                }
+            };
             let t0 = Instant::now();
             let sent = self
                 .transport
                 .send(req, self.settings.request_timeout)
                 .await;
+            self.budget.release(permit);
             self.stats.latency[api].observe(t0.elapsed().as_secs_f64());
             let result = match sent {
                 Ok(resp) => self.vendor.parse(q, page, &resp),

@@ -10,7 +10,7 @@
 //! world's hex ids (Aliyun ids are numeric); queued tasks show as
 //! `Refreshing`, as Aliyun CDN reports them.
 
-use super::{fault_body, Control, Fault, SimTask, World};
+use super::{Control, Fault, SimTask, World};
 use crate::secret::Secret;
 use crate::task::{TaskStatus, TaskType};
 use crate::vendors::aliyun::api::{
@@ -155,6 +155,12 @@ impl AliyunSim {
 
     fn log(&self, api: &str, params: &[(String, String)], answer: &str) {
         self.control.record(api, answer);
+        self.log_request(api, params, answer);
+    }
+
+    /// Keeps the request's parameters (the control's log is written by
+    /// the caller).
+    fn log_request(&self, api: &str, params: &[(String, String)], answer: &str) {
         self.requests
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -671,7 +677,16 @@ async fn handle(
                         "The server is busy. Please try again later.",
                     ),
                 )
-            } else if s.control.fault() == Fault::Throttle {
+            } else if s.control.auth_failing() {
+                (
+                    action,
+                    error(
+                        400,
+                        "InvalidAccessKeyId.Inactive",
+                        "Specified access key is disabled.",
+                    ),
+                )
+            } else if s.control.throttling() {
                 (
                     action,
                     error(
@@ -721,17 +736,26 @@ async fn handle(
         to_xml(&root, &value, &mut x);
         x
     };
-    if status.is_success() {
-        if let Some((st, bytes)) = fault_body(&s.control.fault(), &text).await {
-            s.log(&api, &params, "fault");
-            return (StatusCode::from_u16(st).unwrap_or(StatusCode::OK), bytes).into_response();
-        }
-    }
-    s.log(&api, &params, &code);
     let ct = if json {
         "application/json;charset=utf-8"
     } else {
         "text/xml;charset=utf-8"
     };
-    (status, [("content-type", ct)], text).into_response()
+    let resp = (status, [("content-type", ct)], text).into_response();
+    if status.is_success() {
+        let fault = s.control.fault();
+        let answer = if fault.is_bad() {
+            format!("fault_{}", fault.name())
+        } else {
+            code
+        };
+        s.log_request(&api, &params, &answer);
+        return s.control.deliver(&api, "", resp).await;
+    }
+    if code == "Throttling.User" || code == "TooManyRequests" {
+        s.log_request(&api, &params, &code);
+        return s.control.throttled(&api, resp);
+    }
+    s.log(&api, &params, &code);
+    resp
 }

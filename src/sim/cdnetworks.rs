@@ -11,7 +11,7 @@
 //! a bad signature or stale Date answers 401, throttling answers 429, both
 //! with `{"Code":0,"Message":...}`.
 
-use super::{fault_body, Control, Fault, SimTask, World};
+use super::{Control, Fault, SimTask, World};
 use crate::clock::SharedClock;
 use crate::task::{TaskStatus, TaskType};
 use crate::vendors::cdnetworks::api::{format_time, parse_time};
@@ -241,11 +241,20 @@ impl CdnetworksSim {
             return r;
         }
         let fault = self.control.fault();
-        if fault == Fault::Throttle || !self.control.admit(api) {
-            self.control.record(api, "throttled");
+        if fault == Fault::AuthFailure {
+            self.control.record(api, "auth_error");
             return self.answer(
-                StatusCode::TOO_MANY_REQUESTS,
-                json!({"Code": 0, "Message": "request too frequently"}),
+                StatusCode::UNAUTHORIZED,
+                json!({"Code": 0, "Message": "authentication failed"}),
+            );
+        }
+        if fault.throttles() || !self.control.admit(api) {
+            return self.control.throttled(
+                api,
+                self.answer(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    json!({"Code": 0, "Message": "request too frequently"}),
+                ),
             );
         }
         if fault == Fault::ServerError {
@@ -378,19 +387,11 @@ impl CdnetworksSim {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(log);
-        if let Some((status, bytes)) = fault_body(&fault, &body).await {
-            self.control.record(api, "fault");
-            return (
-                StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
-                bytes,
-            )
-                .into_response();
-        }
-        self.control.record(api, "ok");
-        self.answer(
+        let resp = self.answer(
             StatusCode::OK,
             serde_json::from_str(&body).unwrap_or(Value::Null),
-        )
+        );
+        self.control.deliver(api, "", resp).await
     }
 }
 

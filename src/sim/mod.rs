@@ -6,6 +6,10 @@
 
 pub mod aliyun;
 pub mod cdnetworks;
+pub mod cloudfront;
+pub mod faults;
+pub mod sigv4;
+pub mod tencent;
 pub mod testing;
 pub mod ucloud;
 pub mod volcengine;
@@ -170,6 +174,34 @@ struct WorldInner {
     next_id: u64,
     /// When set, time stands still at this instant for the tasks.
     frozen: Option<i64>,
+    /// When set, every head listing first adds one finished task per task
+    /// type present, at the head (newest first), shifting later pages.
+    churn: bool,
+    /// Tasks added by churn.
+    churned: u64,
+}
+
+impl WorldInner {
+    fn add_churn(&mut self, created_at: i64) {
+        let mut types: Vec<TaskType> = self.tasks.iter().map(|t| t.task_type).collect();
+        types.sort_by_key(|t| t.index());
+        types.dedup();
+        for task_type in types {
+            self.next_id += 1;
+            self.churned += 1;
+            let domain = "www1.example.com".to_owned();
+            self.tasks.push(SimTask {
+                id: format!("churn{:011x}", self.next_id),
+                task_type,
+                created_at,
+                urls: vec![format!("https://{domain}/churn/{}.js", self.next_id)],
+                domain,
+                queued_for: 0,
+                runs_for: Some(0),
+                fails: false,
+            });
+        }
+    }
 }
 
 impl World {
@@ -182,6 +214,8 @@ impl World {
                 traffic: None,
                 next_id: 1,
                 frozen: None,
+                churn: false,
+                churned: 0,
             }),
         })
     }
@@ -276,8 +310,25 @@ impl World {
         task_type: Option<TaskType>,
         domain: Option<&str>,
     ) -> Vec<SimTask> {
+        self.list_as(from, to, task_type, domain, true)
+    }
+
+    fn list_as(
+        &self,
+        from: i64,
+        to: i64,
+        task_type: Option<TaskType>,
+        domain: Option<&str>,
+        churn: bool,
+    ) -> Vec<SimTask> {
         self.tick();
-        let g = self.lock();
+        let now = self.now();
+        let mut g = self.lock();
+        // Only a head listing (a window ending about now) sees new tasks:
+        // the next head listing, which overlaps, finds them.
+        if churn && g.churn && to > from && to >= now - 60 {
+            g.add_churn((to - 1).min(now));
+        }
         let mut v: Vec<SimTask> = g
             .tasks
             .iter()
@@ -309,10 +360,24 @@ impl World {
     pub fn truth(&self, from: i64) -> HashMap<(TaskType, TaskStatus), u64> {
         let now = self.now();
         let mut m = HashMap::new();
-        for t in self.list(from, now + 1, None, None) {
+        for t in self.list_as(from, now + 1, None, None, false) {
             *m.entry((t.task_type, t.status_at(now))).or_insert(0) += 1;
         }
         m
+    }
+
+    /// While on, every [`World::list`] of a window ending within the last
+    /// minute first adds one finished task per task type present, created
+    /// in the window's last second: tasks appearing at the head of a
+    /// newest-first listing while a client pages through it, so the next
+    /// page repeats the previous page's last tasks.
+    pub fn set_churn(&self, on: bool) {
+        self.lock().churn = on;
+    }
+
+    /// How many tasks churn has added.
+    pub fn churned(&self) -> u64 {
+        self.lock().churned
     }
 
     /// Makes every task matching `f` fail at its finish (for alert tests).
@@ -325,19 +390,24 @@ impl World {
     }
 }
 
-/// What a simulated API does to the next requests, set by tests.
+/// What a simulated API does to the next requests, set by tests (one switch
+/// per simulator, i.e. per account; flip it at run time with
+/// [`Control::set_fault`] or [`faults::FaultSwitch`]). Throttling and auth
+/// failures answer in each vendor's own shape (its sim module); everything
+/// else is applied to the answer in one place, [`Control::deliver`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Fault {
     /// Answer normally.
     #[default]
     None,
-    /// Never answer.
+    /// Never answer (the request is logged, no byte of an answer is sent).
     Hang,
     /// Answer 200 with bytes that are not the vendor's format.
     Garbage,
     /// Answer 200 with an HTML error page.
     Html,
-    /// Answer 200 with a valid-looking body cut short.
+    /// Answer 200 with a valid-looking body cut short (its Content-Length
+    /// matches the cut: the bytes are complete, the JSON is not).
     Truncated,
     /// Answer with a body of this many bytes.
     Huge(usize),
@@ -345,6 +415,39 @@ pub enum Fault {
     Throttle,
     /// Answer with the vendor's server error.
     ServerError,
+    /// The vendor's throttling error with `Retry-After: N` (seconds).
+    ThrottleRetryAfter(u64),
+    /// The vendor's authentication error (the key was revoked), although
+    /// the request is correctly signed.
+    AuthFailure,
+    /// The normal answer, after this delay.
+    Slow(Duration),
+    /// The normal answer's headers, then its body at one byte per second.
+    Drip,
+    /// Headers announcing the whole body, half of it, then the connection
+    /// is dropped (the body stream fails, so the server aborts it).
+    Reset,
+    /// Headers announcing the whole body, half of it, then the body ends:
+    /// the answer is short of its Content-Length.
+    ShortBody,
+    /// The normal answer with a JSON syntax error (a trailing comma).
+    Malformed,
+    /// The normal answer preceded by this many bytes of whitespace (still
+    /// valid JSON), sent chunked, without a Content-Length.
+    HugeValid(usize),
+    /// A 502 gateway page in HTML.
+    HtmlError,
+    /// 200 with `Content-Type: text/xml` and an XML document.
+    WrongContentType,
+    /// 200 with an empty body.
+    Empty,
+    /// The normal answer with every value of the wrong JSON type (strings
+    /// become booleans, numbers strings, booleans numbers).
+    WrongTypes,
+    /// Answer normally, but every listing adds new tasks at the head first,
+    /// so neighbouring pages share tasks (see [`World::set_churn`]); set
+    /// through [`faults::FaultSwitch`].
+    SharedPages,
 }
 
 /// One request a simulated API received.
@@ -418,12 +521,15 @@ impl Control {
     }
 
     /// Records a request, its answer, and details for tests (window, ids).
+    /// The instant logged is when the request arrived (see [`serve`]), so
+    /// the time a handler spends building its answer does not move it.
     pub fn record_detail(&self, api: &str, answer: &str, detail: &str) {
+        let at = ARRIVED.try_with(|t| *t).unwrap_or_else(|_| Instant::now());
         self.log
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(Received {
-                at: Instant::now(),
+                at,
                 api: api.to_owned(),
                 answer: answer.to_owned(),
                 detail: detail.to_owned(),
@@ -465,33 +571,25 @@ pub fn max_in_window(received: &[Received], api: &str, per: Duration) -> usize {
     worst
 }
 
-/// Bytes that answer a faulted request, or `None` to answer normally.
-/// `Hang` never returns.
-pub async fn fault_body(fault: &Fault, valid_prefix: &str) -> Option<(u16, String)> {
-    match fault {
-        Fault::None | Fault::Throttle | Fault::ServerError => None,
-        Fault::Hang => {
-            std::future::pending::<()>().await;
-            None
-        }
-        Fault::Garbage => Some((200, "\u{0}\u{1}not json at all{{{".into())),
-        Fault::Html => Some((
-            200,
-            "<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>".into(),
-        )),
-        Fault::Truncated => Some((
-            200,
-            valid_prefix.chars().take(valid_prefix.len() / 2).collect(),
-        )),
-        Fault::Huge(n) => Some((200, format!("{{\"pad\":\"{}\"}}", "x".repeat(*n)))),
-    }
+tokio::task_local! {
+    /// When the request being handled arrived.
+    static ARRIVED: Instant;
+}
+
+/// Stamps each request with its arrival instant, for the request log.
+async fn stamp_arrival(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    ARRIVED.scope(Instant::now(), next.run(req)).await
 }
 
 /// Binds `router` on 127.0.0.1 (any free port) and serves it in the
-/// background.
+/// background; the request log records arrival instants.
 pub async fn serve(
     router: axum::Router,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let router = router.layer(axum::middleware::from_fn(stamp_arrival));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let handle = tokio::spawn(async move {

@@ -1,7 +1,7 @@
 //! Simulated API of the testing vendor (`vendors::testing`): bearer-token
 //! auth, per-API rate limits, paging, faults.
 
-use super::{fault_body, Control, Fault, World};
+use super::{Control, Fault, World};
 use crate::task::TaskType;
 use crate::vendors::testing::{WireList, WireQuota, WireQuotaItem, WireTask, APIS};
 use axum::extract::{Query, State};
@@ -52,12 +52,15 @@ impl TestingSim {
             self.control.record(api, "auth_error");
             return Some(error(StatusCode::UNAUTHORIZED, "invalid token"));
         }
-        if !self.control.admit(api) || self.control.fault() == Fault::Throttle {
-            self.control.record(api, "throttled");
+        if self.control.auth_failing() {
+            self.control.record(api, "auth_error");
+            return Some(error(StatusCode::UNAUTHORIZED, "token revoked"));
+        }
+        if !self.control.admit(api) || self.control.throttling() {
             let mut r = error(StatusCode::TOO_MANY_REQUESTS, "rate limit exceeded");
             r.headers_mut()
                 .insert("retry-after", "2".parse().expect("static header value"));
-            return Some(r);
+            return Some(self.control.throttled(api, r));
         }
         if self.control.fault() == Fault::ServerError {
             self.control.record(api, "server_error");
@@ -126,14 +129,6 @@ async fn tasks(
         total,
     })
     .unwrap_or_default();
-    if let Some((status, bytes)) = fault_body(&s.control.fault(), &body).await {
-        s.control.record(api, "fault");
-        return (
-            StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
-            bytes,
-        )
-            .into_response();
-    }
     let detail = match q.get("ids") {
         Some(ids) => format!("ids={ids}"),
         None => format!(
@@ -143,16 +138,20 @@ async fn tasks(
             num("page").unwrap_or(1)
         ),
     };
-    s.control.record_detail(api, "ok", &detail);
-    ([("content-type", "application/json")], body).into_response()
+    s.control
+        .deliver(
+            api,
+            &detail,
+            ([("content-type", "application/json")], body).into_response(),
+        )
+        .await
 }
 
 async fn quota(State(s): State<TestingSim>, headers: HeaderMap) -> Response {
     if let Some(r) = s.gate("GetQuota", &headers) {
         return r;
     }
-    s.control.record("GetQuota", "ok");
-    axum::Json(WireQuota {
+    let answer = axum::Json(WireQuota {
         quotas: vec![
             WireQuotaItem {
                 task_type: TaskType::RefreshFile,
@@ -166,5 +165,6 @@ async fn quota(State(s): State<TestingSim>, headers: HeaderMap) -> Response {
             },
         ],
     })
-    .into_response()
+    .into_response();
+    s.control.deliver("GetQuota", "", answer).await
 }

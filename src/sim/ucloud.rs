@@ -13,7 +13,7 @@
 //! `Status` and `FinishTime` follow from the task's own progress. Tests can
 //! make chosen tasks report UCloud's `unknow` status, and force any RetCode.
 
-use super::{fault_body, Control, Fault, SimTask, World};
+use super::{Control, Fault, SimTask, World};
 use crate::api::Rate;
 use crate::task::{TaskStatus, TaskType};
 use crate::vendors::ucloud::api::{status_word, WireResponse, WireTask, WireUrl};
@@ -264,9 +264,14 @@ async fn handle(State(s): State<UcloudSim>, method: Method, uri: Uri, body: Byte
         s.control.record(api, "auth_error");
         return error(api, 171, "Signature VerifyAC Error");
     }
-    if !s.control.admit(api) || s.control.fault() == Fault::Throttle {
-        s.control.record(api, "throttled");
-        return error(api, 153, "Request Frequency Limit");
+    if s.control.auth_failing() {
+        s.control.record(api, "auth_error");
+        return error(api, 172, "User not exists");
+    }
+    if !s.control.admit(api) || s.control.throttling() {
+        return s
+            .control
+            .throttled(api, error(api, 153, "Request Frequency Limit"));
     }
     if s.control.fault() == Fault::ServerError {
         s.control.record(api, "server_error");
@@ -367,16 +372,13 @@ async fn handle(State(s): State<UcloudSim>, method: Method, uri: Uri, body: Byte
         task_list: Some(page),
     })
     .unwrap_or_default();
-    if let Some((status, bytes)) = fault_body(&s.control.fault(), &body).await {
-        s.control.record(api, "fault");
-        return (
-            axum::http::StatusCode::from_u16(status).unwrap_or(axum::http::StatusCode::OK),
-            bytes,
+    s.control
+        .deliver(
+            api,
+            "",
+            ([("content-type", "application/json; charset=utf-8")], body).into_response(),
         )
-            .into_response();
-    }
-    s.control.record(api, "ok");
-    ([("content-type", "application/json; charset=utf-8")], body).into_response()
+        .await
 }
 
 // Server side of UCloud signing: the gateway's parsing and check.

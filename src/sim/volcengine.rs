@@ -14,7 +14,7 @@
 // would buy nothing in a test server.
 #![allow(clippy::result_large_err)]
 
-use super::{fault_body, Control, Fault, SimTask, World};
+use super::{Control, Fault, SimTask, World};
 use crate::clock::{SharedClock, SystemClock};
 use crate::task::{TaskStatus, TaskType};
 use crate::vendors::volcengine::api::{
@@ -360,14 +360,26 @@ async fn handle(
         s.control.record(&action, kind);
         return resp;
     }
-    if !s.control.admit(&action) || s.control.fault() == Fault::Throttle {
-        s.control.record(&action, "throttled");
+    if s.control.auth_failing() {
+        s.control.record(&action, "auth_error");
         return s.error(
-            StatusCode::TOO_MANY_REQUESTS,
+            StatusCode::UNAUTHORIZED,
             &action,
-            "AccountFlowLimitExceeded",
-            100027,
-            "Request rate exceeded the account flow limit.",
+            "InvalidAccessKey",
+            100009,
+            "The AccessKey ID provided does not exist.",
+        );
+    }
+    if !s.control.admit(&action) || s.control.throttling() {
+        return s.control.throttled(
+            &action,
+            s.error(
+                StatusCode::TOO_MANY_REQUESTS,
+                &action,
+                "AccountFlowLimitExceeded",
+                100027,
+                "Request rate exceeded the account flow limit.",
+            ),
         );
     }
     if s.control.fault() == Fault::ServerError {
@@ -401,16 +413,13 @@ async fn handle(
             return resp;
         }
     };
-    if let Some((status, bytes)) = fault_body(&s.control.fault(), &body).await {
-        s.control.record(&action, "fault");
-        return (
-            StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
-            bytes,
+    s.control
+        .deliver(
+            &action,
+            "",
+            ([("content-type", "application/json")], body).into_response(),
         )
-            .into_response();
-    }
-    s.control.record(&action, "ok");
-    ([("content-type", "application/json")], body).into_response()
+        .await
 }
 
 fn invalid(s: &VolcengineSim, action: &str, msg: &str) -> Response {
@@ -561,35 +570,11 @@ pub fn served(t: TaskType) -> bool {
 
 // Server side of Volcengine V4: what the service does with a request.
 
-/// The parts of an `Authorization` header.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Authorization {
-    pub access_key_id: String,
-    pub credential_scope: String,
-    pub signed_headers: Vec<String>,
-    pub signature: String,
-}
+pub use super::sigv4::Authorization;
 
 /// Parses `HMAC-SHA256 Credential=AK/scope, SignedHeaders=a;b, Signature=hex`.
 pub fn parse_authorization(value: &str) -> Option<Authorization> {
-    let rest = value.trim().strip_prefix("HMAC-SHA256 ")?;
-    let (mut cred, mut signed, mut sig) = (None, None, None);
-    for part in rest.split(',') {
-        let (k, v) = part.trim().split_once('=')?;
-        match k {
-            "Credential" => cred = Some(v),
-            "SignedHeaders" => signed = Some(v),
-            "Signature" => sig = Some(v),
-            _ => {}
-        }
-    }
-    let (ak, scope) = cred?.split_once('/')?;
-    Some(Authorization {
-        access_key_id: ak.to_owned(),
-        credential_scope: scope.to_owned(),
-        signed_headers: signed?.split(';').map(str::to_owned).collect(),
-        signature: sig?.to_owned(),
-    })
+    super::sigv4::parse_authorization(&crate::vendors::sigv4::VOLCENGINE, value)
 }
 
 /// Recomputes a received request's signature the way the service does:

@@ -5,15 +5,19 @@
 //! never sends anything, sleeps, or reads the clock: the collector's driver
 //! owns I/O, timing, retries and the rate budget, so those live in one place.
 //!
-//! The registry is [`VendorKind`]: one variant per vendor and one arm in
-//! [`VendorKind::spec`]. Everything else — config names, limits, endpoints,
-//! task types, option parsing, construction, the simulator and the demo —
-//! comes from the vendor module's [`VendorSpec`]. Adding a vendor: its folder
-//! here (exporting `SPEC`), its simulator file in `src/sim`, one variant, one
-//! arm, its signing vectors.
+//! The registry is the `registry!` block below: one line per vendor makes
+//! the [`VendorKind`] variant, its place in [`VendorKind::ALL`] and its arm
+//! in [`VendorKind::spec`]. Everything else — config names, limits,
+//! endpoints, task types, option parsing, construction, the simulator and
+//! the demo — comes from the vendor module's [`VendorSpec`]. Adding a vendor:
+//! its folder here (`pub mod` + a `SPEC`), its simulator file in `src/sim`
+//! (`pub mod`), one registry line, its signing vectors.
 
 pub mod aliyun;
 pub mod cdnetworks;
+pub mod cloudfront;
+pub mod sigv4;
+pub mod tencent;
 #[cfg(feature = "sim")]
 pub mod testing;
 pub mod ucloud;
@@ -28,21 +32,48 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The supported vendors. The label value is [`VendorKind::as_str`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum VendorKind {
+/// Declares the registry: the [`VendorKind`] enum, [`VendorKind::ALL`] and
+/// the one match in [`VendorKind::spec`], from one line per vendor, so no
+/// list can fall out of step with another.
+macro_rules! registry {
+    ($($(#[doc = $doc:expr])* $(#[cfg($cfg:meta)])? $variant:ident => $module:ident,)*) => {
+        /// The supported vendors. The label value is [`VendorKind::as_str`].
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum VendorKind {
+            $($(#[doc = $doc])* $(#[cfg($cfg)])? $variant,)*
+        }
+
+        impl VendorKind {
+            /// Every vendor, in registry order.
+            pub const ALL: &'static [VendorKind] = &[$($(#[cfg($cfg)])? VendorKind::$variant,)*];
+
+            /// The vendor module's description.
+            pub fn spec(self) -> &'static VendorSpec {
+                match self {
+                    $($(#[cfg($cfg)])? VendorKind::$variant => &$module::SPEC,)*
+                }
+            }
+        }
+    };
+}
+
+registry! {
     /// The exporter's own minimal vendor, used by tests of the core. Only in
     /// builds with the `sim` feature: production config cannot name it.
     #[cfg(feature = "sim")]
-    Testing,
-    /// UCloud UCDN.
-    Ucloud,
-    /// Alibaba Cloud CDN.
-    Aliyun,
+    Testing => testing,
     /// Volcengine multi-cloud CDN (MCDN).
-    Volcengine,
+    Volcengine => volcengine,
+    /// Alibaba Cloud CDN.
+    Aliyun => aliyun,
+    /// UCloud UCDN.
+    Ucloud => ucloud,
     /// CDNetworks (Wangsu) content management.
-    Cdnetworks,
+    Cdnetworks => cdnetworks,
+    /// Tencent Cloud CDN.
+    Tencent => tencent,
+    /// AWS CloudFront invalidations.
+    Cloudfront => cloudfront,
 }
 
 /// Everything the rest of the exporter needs to know about one vendor.
@@ -67,31 +98,11 @@ pub struct VendorSpec {
     pub simulator: fn(&crate::sim::SimSetup) -> axum::Router,
     /// Extra account YAML (`options:`) the demo's simulator needs, or "".
     pub demo_options: &'static str,
+    /// The demo's task rate for this vendor, as a share of the others'.
+    pub demo_traffic_share: f64,
 }
 
 impl VendorKind {
-    /// Every vendor, in registry order.
-    pub const ALL: &'static [VendorKind] = &[
-        #[cfg(feature = "sim")]
-        VendorKind::Testing,
-        VendorKind::Volcengine,
-        VendorKind::Aliyun,
-        VendorKind::Ucloud,
-        VendorKind::Cdnetworks,
-    ];
-
-    /// The vendor module's description: the one match of the registry.
-    pub fn spec(self) -> &'static VendorSpec {
-        match self {
-            #[cfg(feature = "sim")]
-            VendorKind::Testing => &testing::SPEC,
-            VendorKind::Ucloud => &ucloud::SPEC,
-            VendorKind::Aliyun => &aliyun::SPEC,
-            VendorKind::Volcengine => &volcengine::SPEC,
-            VendorKind::Cdnetworks => &cdnetworks::SPEC,
-        }
-    }
-
     /// Real vendors (what the demo simulates and the docs list).
     pub fn real() -> impl Iterator<Item = VendorKind> {
         Self::ALL.iter().copied().filter(|k| k.is_real())
@@ -414,6 +425,16 @@ pub trait Vendor: fmt::Debug + Send + Sync + 'static {
         None
     }
 
+    /// The one cheapest read call that proves this account's key and its
+    /// permission (`check-credentials`), at Unix time `now`. The default: the
+    /// first listing of the watched types over the last [`PROBE_WINDOW`]
+    /// seconds. `None`: the vendor has no call to spare.
+    fn probe(&self, watched: &[TaskType], now: i64) -> Option<Query> {
+        self.streams(watched)
+            .first()
+            .map(|&stream| probe_listing(stream, now))
+    }
+
     /// Quota queries, if the vendor has a quota API.
     fn quota_queries(&self, _watched: &[TaskType]) -> Vec<Query> {
         Vec::new()
@@ -430,6 +451,20 @@ pub trait Vendor: fmt::Debug + Send + Sync + 'static {
     /// Parses any response to `query`: tasks, quotas and paging, or a
     /// classified error. Must never panic, whatever the bytes.
     fn parse(&self, query: &Query, page: u32, response: &HttpResponse) -> Result<Parsed, ApiError>;
+}
+
+/// Seconds of history a probe lists: small, so its answer is one page.
+pub const PROBE_WINDOW: i64 = 300;
+
+/// A listing of `stream` over the last [`PROBE_WINDOW`] seconds before `now`.
+pub fn probe_listing(stream: Stream, now: i64) -> Query {
+    Query::List {
+        stream,
+        window: Window {
+            from: now - PROBE_WINDOW,
+            to: now,
+        },
+    }
 }
 
 /// Classifies an HTTP status when the body says nothing more specific.

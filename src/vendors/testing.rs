@@ -58,6 +58,7 @@ pub const SPEC: super::VendorSpec = super::VendorSpec {
     #[cfg(feature = "sim")]
     simulator: |s| crate::sim::testing::TestingSim::new(s.world.clone(), &s.secret).router(),
     demo_options: "",
+    demo_traffic_share: 1.0,
 };
 
 /// Three days, like Aliyun and CDNetworks.

@@ -65,6 +65,7 @@ pub const SPEC: super::VendorSpec = super::VendorSpec {
     #[cfg(feature = "sim")]
     simulator: |s| crate::sim::aliyun::AliyunSim::new(s.world.clone(), &s.id, &s.secret).router(),
     demo_options: "",
+    demo_traffic_share: 1.0,
 };
 
 /// Only the last 3 days can be queried.
@@ -325,6 +326,19 @@ impl Vendor for AliyunVendor {
                 task_type: Some(*t),
             })
             .collect()
+    }
+
+    /// `DescribeRefreshTasks` (the listing every refresh needs, 5/s) for the
+    /// first watched type over the last five minutes.
+    fn probe(&self, watched: &[TaskType], now: i64) -> Option<Query> {
+        let task_type = TASK_TYPES.iter().find(|t| watched.contains(t)).copied();
+        Some(super::probe_listing(
+            Stream {
+                api: LIST,
+                task_type: task_type.or(Some(TaskType::RefreshFile)),
+            },
+            now,
+        ))
     }
 
     fn plan_rechecks(&self, unfinished: &[Unfinished]) -> Vec<Query> {

@@ -75,6 +75,7 @@ pub const SPEC: super::VendorSpec = super::VendorSpec {
         .router()
     },
     demo_options: "",
+    demo_traffic_share: 1.0,
 };
 
 /// "不允许查询3天之前的任务": nothing created more than 3 days ago.
@@ -226,6 +227,19 @@ impl Vendor for CdnetworksVendor {
     /// as a window the vendor cannot reject.
     fn max_span(&self, _stream: &Stream) -> Option<Duration> {
         Some(MAX_SPAN)
+    }
+
+    /// `PurgeItemIdQuery` over the last five minutes, whatever the account
+    /// watches: same user, same signature, ten calls per 5 minutes — never
+    /// the fetch query, which allows one.
+    fn probe(&self, _watched: &[TaskType], now: i64) -> Option<Query> {
+        Some(super::probe_listing(
+            Stream {
+                api: PURGE,
+                task_type: None,
+            },
+            now,
+        ))
     }
 
     fn recheck_by_relisting(&self) -> Option<u32> {

@@ -68,6 +68,7 @@ pub const SPEC: super::VendorSpec = super::VendorSpec {
     #[cfg(feature = "sim")]
     simulator: |s| crate::sim::ucloud::UcloudSim::new(s.world.clone(), &s.id, &s.secret).router(),
     demo_options: "",
+    demo_traffic_share: 1.0,
 };
 
 /// UCloud documents no history limit; seven days is what we vouch for.
@@ -197,6 +198,23 @@ impl Vendor for UcloudVendor {
             });
         }
         s
+    }
+
+    /// `DescribeNewUcdnRefreshCacheTask` over the last five minutes, or the
+    /// prefetch listing when the account watches only prefetches.
+    fn probe(&self, watched: &[TaskType], now: i64) -> Option<Query> {
+        let stream = if watched.iter().any(|t| t.is_refresh()) || watched.is_empty() {
+            Stream {
+                api: REFRESH,
+                task_type: None,
+            }
+        } else {
+            Stream {
+                api: PREFETCH,
+                task_type: Some(TaskType::Prefetch),
+            }
+        };
+        Some(super::probe_listing(stream, now))
     }
 
     /// The refresh API holds both refresh types.

@@ -72,6 +72,7 @@ pub const SPEC: super::VendorSpec = super::VendorSpec {
         crate::sim::volcengine::VolcengineSim::new(s.world.clone(), &s.id, &s.secret).router()
     },
     demo_options: "\n    options: { cloud_account_ids: [demo-cloud-account] }",
+    demo_traffic_share: 1.0,
 };
 
 /// The vendor documents no retention for task history; seven days is our
@@ -252,6 +253,19 @@ impl Vendor for VolcengineVendor {
                 task_type: Some(*t),
             })
             .collect()
+    }
+
+    /// The configured listing action (`ListContentTasks` by default) for the
+    /// first watched type over the last five minutes.
+    fn probe(&self, watched: &[TaskType], now: i64) -> Option<Query> {
+        let task_type = TASK_TYPES.iter().find(|t| watched.contains(t)).copied();
+        Some(super::probe_listing(
+            Stream {
+                api: self.opts.action.api(),
+                task_type: task_type.or(Some(TaskType::RefreshFile)),
+            },
+            now,
+        ))
     }
 
     fn max_span(&self, _stream: &Stream) -> Option<Duration> {

@@ -11,21 +11,10 @@
 //! Python SDK) can say which stage differs. The simulator verifies requests
 //! with [`signature_for`], from the headers the client says it signed.
 
+use super::super::sigv4::{self, VOLCENGINE};
 use chrono::{DateTime, Utc};
-use hmac::{Hmac, Mac};
-use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
-use sha2::{Digest, Sha256};
 
-/// Bytes left as is in canonical query names and values (RFC 3986
-/// unreserved: `A–Z a–z 0–9 - _ . ~`).
-const QUERY: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
-
-/// As [`QUERY`], with `/` also kept: the canonical URI.
-const PATH: &AsciiSet = &QUERY.remove(b'/');
+pub use super::super::sigv4::{canonical_query, sha256_hex, signed_host};
 
 /// The credential-scope region of MCDN (a global service).
 pub const REGION: &str = "cn-north-1";
@@ -93,59 +82,9 @@ pub fn is_signed_header(name: &str) -> bool {
     n == "content-type" || n == "content-md5" || n == "host" || n.starts_with("x-")
 }
 
-/// The host as signed: the value sent, minus a default port.
-pub fn signed_host(host: &str) -> &str {
-    host.strip_suffix(":80")
-        .or_else(|| host.strip_suffix(":443"))
-        .unwrap_or(host)
-}
-
 /// `YYYYMMDD'T'HHMMSS'Z'`.
 pub fn x_date(time: DateTime<Utc>) -> String {
     time.format("%Y%m%dT%H%M%SZ").to_string()
-}
-
-/// Lowercase hex SHA-256.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
-
-fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
-    // HMAC accepts keys of any length; `new_from_slice` cannot fail for it.
-    let mut mac = match Hmac::<Sha256>::new_from_slice(key) {
-        Ok(m) => m,
-        Err(_) => return Vec::new(),
-    };
-    mac.update(data);
-    mac.finalize().into_bytes().to_vec()
-}
-
-/// Sorted, RFC 3986-encoded `name=value` pairs joined by `&`.
-pub fn canonical_query(query: &[(String, String)]) -> String {
-    let mut pairs: Vec<(String, String)> = query
-        .iter()
-        .map(|(k, v)| {
-            (
-                utf8_percent_encode(k, QUERY).to_string(),
-                utf8_percent_encode(v, QUERY).to_string(),
-            )
-        })
-        .collect();
-    pairs.sort();
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
-/// The key chain: kDate, kRegion, kService, kSigning.
-fn key_chain(secret: &str, date: &str, region: &str, service: &str) -> [Vec<u8>; 4] {
-    let k_date = hmac(secret.as_bytes(), date.as_bytes());
-    let k_region = hmac(&k_date, region.as_bytes());
-    let k_service = hmac(&k_region, service.as_bytes());
-    let k_signing = hmac(&k_service, b"request");
-    [k_date, k_region, k_service, k_signing]
 }
 
 /// The stages after the headers are chosen. `signed` are (lowercase name,
@@ -163,46 +102,37 @@ pub fn stages(
     region: &str,
     service: &str,
 ) -> Signed {
-    let mut signed: Vec<(String, String)> = signed.to_vec();
-    signed.sort();
-    let canonical_query = canonical_query(query);
-    let canonical_headers: String = signed.iter().map(|(k, v)| format!("{k}:{v}\n")).collect();
-    let signed_headers = signed
-        .iter()
-        .map(|(k, _)| k.as_str())
-        .collect::<Vec<_>>()
-        .join(";");
-    let path = if path.is_empty() { "/" } else { path };
-    let canonical_request = format!(
-        "{method}\n{}\n{canonical_query}\n{canonical_headers}\n{signed_headers}\n{body_hash}",
-        utf8_percent_encode(path, PATH)
-    );
-    let hashed_canonical_request = sha256_hex(canonical_request.as_bytes());
-    let date = x_date.get(..8).unwrap_or(x_date);
-    let credential_scope = format!("{date}/{region}/{service}/request");
-    let string_to_sign =
-        format!("HMAC-SHA256\n{x_date}\n{credential_scope}\n{hashed_canonical_request}");
-    let [k_date, k_region, k_service, k_signing] = key_chain(secret, date, region, service);
-    let signature = hex::encode(hmac(&k_signing, string_to_sign.as_bytes()));
-    let authorization = format!(
-        "HMAC-SHA256 Credential={access_key_id}/{credential_scope}, SignedHeaders={signed_headers}, Signature={signature}"
+    let st = sigv4::stages(
+        &VOLCENGINE,
+        &sigv4::Request {
+            method,
+            path,
+            query,
+            signed,
+            body_hash,
+            x_date,
+            access_key_id,
+            secret,
+            region,
+            service,
+        },
     );
     Signed {
         x_date: x_date.to_owned(),
         x_content_sha256: body_hash.to_owned(),
-        canonical_query,
-        canonical_headers,
-        signed_headers,
-        canonical_request,
-        hashed_canonical_request,
-        credential_scope,
-        string_to_sign,
-        k_date: hex::encode(k_date),
-        k_region: hex::encode(k_region),
-        k_service: hex::encode(k_service),
-        k_signing: hex::encode(k_signing),
-        signature,
-        authorization,
+        canonical_query: st.canonical_query,
+        canonical_headers: st.canonical_headers,
+        signed_headers: st.signed_headers,
+        canonical_request: st.canonical_request,
+        hashed_canonical_request: st.hashed_canonical_request,
+        credential_scope: st.credential_scope,
+        string_to_sign: st.string_to_sign,
+        k_date: st.k_date,
+        k_region: st.k_region,
+        k_service: st.k_service,
+        k_signing: st.k_signing,
+        signature: st.signature,
+        authorization: st.authorization,
         add_headers: Vec::new(),
     }
 }
