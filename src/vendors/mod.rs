@@ -195,10 +195,18 @@ pub fn parse_options_as<T: serde::de::DeserializeOwned + Default>(
     if value.is_null() {
         return Ok(T::default());
     }
-    serde_path_to_error::deserialize(value).map_err(|e| OptionsError {
-        path: e.path().to_string(),
-        message: e.inner().to_string(),
-    })
+    let (options, errors) = crate::config::raw::deserialize_all::<T>(value);
+    match (options, errors.into_iter().next()) {
+        (Some(o), None) => Ok(o),
+        (_, Some(e)) => Err(OptionsError {
+            path: e.path,
+            message: e.message,
+        }),
+        (None, None) => Err(OptionsError {
+            path: String::new(),
+            message: "not a valid options block".into(),
+        }),
+    }
 }
 
 /// Credentials of one account. Field names are generic; README maps them

@@ -543,6 +543,6 @@ mod tests {
         assert!(e.message.contains("outside 1..=1000"), "{e:?}");
         let e = parse_options_as::<Options>(serde_yaml::from_str("{region: cn-bj2}").unwrap())
             .unwrap_err();
-        assert!(e.message.contains("unknown field"), "{e:?}");
+        assert!(e.message.contains("unknown key"), "{e:?}");
     }
 }

@@ -15,11 +15,13 @@
 //!     credentials: { id: LTAI..., secret: "${ALIYUN_SECRET}" }
 //! ```
 
+pub(crate) mod raw;
+
 use crate::api::Rate;
 use crate::secret::Secret;
 use crate::task::TaskType;
 use crate::vendors::{Credentials, Vendor, VendorContext, VendorKind};
-use serde::Deserialize;
+use raw::{deserialize_all, tuning_keys, RawAccount, RawCredentials, RawError, RawTop, RawTuning};
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::path::Path;
@@ -111,7 +113,12 @@ impl fmt::Display for ConfigError {
         if let Some(a) = &self.account {
             write!(f, "account {a:?}: ")?;
         }
-        write!(f, "key {:?}: {}", self.key, self.message)
+        if self.key.is_empty() {
+            // The file, or the whole account, rather than one key.
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "key {:?}: {}", self.key, self.message)
+        }
     }
 }
 
@@ -136,70 +143,6 @@ impl fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
-/// Per-account tuning keys, also accepted under `defaults:`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawTuning {
-    lookback: Option<String>,
-    min_refresh_interval: Option<String>,
-    safety_fraction: Option<f64>,
-    overlap: Option<String>,
-    max_permit_wait: Option<String>,
-    request_timeout: Option<String>,
-    retries: Option<u32>,
-    quota_interval: Option<String>,
-    max_tasks: Option<usize>,
-}
-
-const TUNING_KEYS: &[&str] = &[
-    "lookback",
-    "min_refresh_interval",
-    "safety_fraction",
-    "overlap",
-    "max_permit_wait",
-    "request_timeout",
-    "retries",
-    "quota_interval",
-    "max_tasks",
-];
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawTop {
-    scrape_timeout: Option<String>,
-    scrape_timeout_margin: Option<String>,
-    max_response_bytes: Option<usize>,
-    #[serde(default)]
-    defaults: serde_yaml::Value,
-    #[serde(default)]
-    accounts: Vec<serde_yaml::Value>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawAccount {
-    name: String,
-    vendor: String,
-    credentials: RawCredentials,
-    endpoint: Option<String>,
-    #[serde(default)]
-    options: serde_yaml::Value,
-    task_types: Option<Vec<String>>,
-    domain: Option<String>,
-    rate_budget: Option<BTreeMap<String, String>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawCredentials {
-    id: Option<String>,
-    id_file: Option<String>,
-    secret: Option<String>,
-    secret_file: Option<String>,
-    session_token: Option<String>,
-    session_token_file: Option<String>,
-}
-
 /// Reads and validates `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     let file = path.display().to_string();
@@ -207,7 +150,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         ConfigErrors(vec![ConfigError {
             file: file.clone(),
             account: None,
-            key: "-".into(),
+            key: String::new(),
             message: format!("cannot read file: {e}"),
         }])
     })?;
@@ -231,16 +174,24 @@ pub fn parse(
     };
     let top: RawTop = match serde_yaml::from_str::<serde_yaml::Value>(text) {
         Err(e) => {
-            v.error("-", format!("not valid YAML: {e}"));
+            v.error("", format!("not valid YAML: {e}"));
             return Err(ConfigErrors(v.errors));
         }
-        Ok(value) => match serde_path_to_error::deserialize(value) {
-            Ok(t) => t,
-            Err(e) => {
-                v.error(&e.path().to_string(), e.inner().to_string());
-                return Err(ConfigErrors(v.errors));
+        Ok(value) if !value.is_mapping() => {
+            v.error(
+                "",
+                "the file must be a mapping with an `accounts:` list (see the README's config reference)".into(),
+            );
+            return Err(ConfigErrors(v.errors));
+        }
+        Ok(value) => {
+            let (top, errors) = deserialize_all::<RawTop>(value);
+            v.raw_errors("", errors);
+            match top {
+                Some(t) => t,
+                None => return Err(ConfigErrors(v.errors)),
             }
-        },
+        }
     };
     let scrape_timeout = v.duration(
         "scrape_timeout",
@@ -262,13 +213,9 @@ pub fn parse(
     let defaults: RawTuning = if top.defaults.is_null() {
         RawTuning::default()
     } else {
-        match serde_path_to_error::deserialize(top.defaults) {
-            Ok(d) => d,
-            Err(e) => {
-                v.error(&format!("defaults.{}", e.path()), e.inner().to_string());
-                RawTuning::default()
-            }
-        }
+        let (d, errors) = deserialize_all::<RawTuning>(top.defaults);
+        v.raw_errors("defaults", errors);
+        d.unwrap_or_default()
     };
     if top.accounts.is_empty() {
         v.error("accounts", "at least one account is required".into());
@@ -306,7 +253,28 @@ struct Validator<'a> {
 }
 
 impl Validator<'_> {
+    /// Records raw-layer errors found below `prefix`.
+    fn raw_errors(&mut self, prefix: &str, errors: Vec<RawError>) {
+        for e in errors {
+            let key = match (prefix.is_empty(), e.path.is_empty()) {
+                (true, _) => e.path,
+                (false, true) => prefix.to_owned(),
+                (false, false) => format!("{prefix}.{}", e.path),
+            };
+            self.error(&key, e.message);
+        }
+    }
+
     fn error(&mut self, key: &str, message: String) {
+        // One message per key: a value of the wrong type is not also "missing".
+        if !key.is_empty()
+            && self
+                .errors
+                .iter()
+                .any(|e| e.key == key && e.account == self.account)
+        {
+            return;
+        }
         self.errors.push(ConfigError {
             file: self.file.into(),
             account: self.account.clone(),
@@ -318,20 +286,32 @@ impl Validator<'_> {
     fn duration(&mut self, key: &str, raw: Option<&str>, default: Duration) -> Duration {
         match raw {
             None => default,
-            Some(s) => match humantime::parse_duration(s.trim()) {
-                Ok(d) if !d.is_zero() => d,
-                Ok(_) => {
-                    self.error(key, "must be greater than zero".into());
-                    default
-                }
-                Err(e) => {
-                    self.error(
+            Some(s) => {
+                match humantime::parse_duration(s.trim()) {
+                    Ok(d) if !d.is_zero() => d,
+                    Ok(_) => {
+                        self.error(key, "must be greater than zero".into());
+                        default
+                    }
+                    Err(_) if s.trim_start().starts_with('-') => {
+                        self.error(
                         key,
-                        format!("bad duration {s:?} ({e}); use e.g. 30s, 5m, 1h"),
+                        format!("bad duration {s:?}: durations cannot be negative; use e.g. 30s, 5m, 1h"),
                     );
-                    default
+                        default
+                    }
+                    Err(e) => {
+                        let why = e.to_string();
+                        let message = if why.starts_with("expected number") {
+                            format!("bad duration {s:?}: not a number with a unit; use e.g. 30s, 5m, 1h")
+                        } else {
+                            format!("bad duration {s:?} ({why}); use e.g. 30s, 5m, 1h")
+                        };
+                        self.error(key, message);
+                        default
+                    }
                 }
-            },
+            }
         }
     }
 
@@ -346,38 +326,33 @@ impl Validator<'_> {
         let name = raw.get("name").and_then(|n| n.as_str()).map(str::to_owned);
         self.account = Some(name.clone().unwrap_or_else(|| format!("#{}", index + 1)));
         let serde_yaml::Value::Mapping(mut map) = raw else {
-            self.error("-", "an account must be a mapping".into());
+            self.error(
+                "",
+                "an account must be a mapping of keys (name, vendor, credentials, ...)".into(),
+            );
             return None;
         };
         let mut tuning_map = serde_yaml::Mapping::new();
-        for k in TUNING_KEYS {
+        for k in tuning_keys() {
             if let Some(val) = map.remove(*k) {
                 tuning_map.insert((*k).into(), val);
             }
         }
-        let tuning: RawTuning =
-            match serde_path_to_error::deserialize(serde_yaml::Value::Mapping(tuning_map)) {
-                Ok(t) => t,
-                Err(e) => {
-                    self.error(&e.path().to_string(), e.inner().to_string());
-                    RawTuning::default()
+        let (tuning, errors) = deserialize_all::<RawTuning>(serde_yaml::Value::Mapping(tuning_map));
+        self.raw_errors("", errors);
+        let tuning = tuning.unwrap_or_default();
+        let (acct, errors) = deserialize_all::<RawAccount>(serde_yaml::Value::Mapping(map));
+        let errors = errors
+            .into_iter()
+            .map(|mut e| {
+                if e.message.starts_with("unknown key") {
+                    e.message = format!("{}, {}", e.message, tuning_keys().join(", "));
                 }
-            };
-        let acct: RawAccount =
-            match serde_path_to_error::deserialize(serde_yaml::Value::Mapping(map)) {
-                Ok(a) => a,
-                Err(e) => {
-                    let path = e.path().to_string();
-                    let msg = e.inner().to_string();
-                    let msg = if msg.starts_with("unknown field") {
-                        format!("{msg}, {}", TUNING_KEYS.join(", "))
-                    } else {
-                        msg
-                    };
-                    self.error(&path, msg);
-                    return None;
-                }
-            };
+                e
+            })
+            .collect();
+        self.raw_errors("", errors);
+        let acct = acct?;
         if acct.name.trim().is_empty() {
             self.error("name", "must not be empty".into());
         }
@@ -817,7 +792,7 @@ accounts:
             r#"cfg.yml: account "a": key "rate_budget.Nope": testing has no API"#,
             r#"cfg.yml: account "b": key "credentials.secret": missing"#,
             r#"cfg.yml: account "b": key "min_refresh_interval": bad duration"#,
-            r#"cfg.yml: account "c": key "colour": unknown field `colour`"#,
+            r#"cfg.yml: account "c": key "colour": unknown key `colour`"#,
             r#"cfg.yml: account "d": key "vendor": unknown vendor "akamai""#,
         ];
         for e in expect {
@@ -832,12 +807,9 @@ accounts:
     #[test]
     fn bad_yaml_and_top_level_keys() {
         let e = errors("accounts: [\n");
-        assert!(
-            e[0].starts_with("cfg.yml: key \"-\": not valid YAML"),
-            "{e:?}"
-        );
+        assert!(e[0].starts_with("cfg.yml: not valid YAML"), "{e:?}");
         let e = errors("acounts: []\n");
-        assert!(e[0].contains("unknown field `acounts`"), "{e:?}");
+        assert!(e[0].contains("unknown key `acounts`"), "{e:?}");
         let e = errors("accounts: []\n");
         assert!(e[0].contains("at least one account"), "{e:?}");
     }
@@ -881,5 +853,72 @@ accounts:
         );
         assert_eq!(expand_env("${NOPE}", &env).unwrap_err(), "NOPE");
         assert_eq!(expand_env("plain", &env).unwrap(), "plain");
+    }
+}
+
+#[cfg(test)]
+mod all_errors {
+    use super::parse;
+
+    /// Issue 18: type errors stopped at the first (six bad values reported
+    /// one), and messages named Rust types and the test vendor.
+    #[test]
+    fn every_type_error_is_reported_at_once_in_user_terms() {
+        let yaml = "scrape_timeout: -10s\ndefaults:\n  lookback: 7\n  retries: many\naccounts:\n  - name: a\n    vendor: aliyun\n    credentials: { id: x, secret: y }\n    min_refresh_interval: [1]\n    max_tasks: lots\n    task_types: refresh_file\n  - name: c\n    vendor: ucloud\n    credentials: { id: [1], secret: y }\n    options: { page_size: big }\n  - name: d\n    vendor: nosuch\n    credentials: { id: x, secret: y }\n";
+        let errs = parse(yaml, "f.yml", &|_| None, &|_| Err("no".into()))
+            .unwrap_err()
+            .0;
+        let keys: Vec<(Option<&str>, &str)> = errs
+            .iter()
+            .map(|e| (e.account.as_deref(), e.key.as_str()))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                (None, "scrape_timeout"),
+                (None, "defaults.lookback"),
+                (None, "defaults.retries"),
+                (Some("a"), "min_refresh_interval"),
+                (Some("a"), "max_tasks"),
+                (Some("a"), "task_types"),
+                (Some("c"), "credentials.id"),
+                (Some("c"), "options.page_size"),
+                (Some("d"), "vendor"),
+            ],
+            "{errs:#?}"
+        );
+        for e in &errs {
+            let m = e.to_string();
+            assert!(m.starts_with("f.yml: "), "{m}");
+            for internal in [
+                "Raw",
+                "struct",
+                "u32",
+                "usize",
+                "testing",
+                "sequence",
+                "expected number at",
+            ] {
+                assert!(!m.contains(internal), "{internal:?} in {m}");
+            }
+        }
+        assert!(
+            errs[0].message.contains("cannot be negative"),
+            "{:?}",
+            errs[0]
+        );
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_mapping_or_not_yaml_says_so_without_a_key() {
+        for text in ["- a\n", "accounts: [\n", "42"] {
+            let errs = parse(text, "f.yml", &|_| None, &|_| Err("no".into()))
+                .unwrap_err()
+                .0;
+            assert_eq!(errs.len(), 1, "{errs:?}");
+            let m = errs[0].to_string();
+            assert!(!m.contains("key "), "{m}");
+            assert!(!m.contains("RawTop") && !m.contains("\".\""), "{m}");
+        }
     }
 }
