@@ -11,6 +11,9 @@ pub mod collector;
 pub mod config;
 #[cfg(feature = "sim")]
 pub mod demo;
+#[cfg(feature = "sim")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod logging;
 pub mod metrics;

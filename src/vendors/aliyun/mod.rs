@@ -399,11 +399,13 @@ impl Vendor for AliyunVendor {
                     .unwrap_or(u64::from(self.opts.page_size.0));
                 let entries = l.tasks.into_vec();
                 let full = entries.len() as u64 >= size;
+                // Saturating: `PageSize` comes from the answer and may be
+                // huge; a saturated product means every record was shown.
                 let more = l
                     .total_count
-                    .is_none_or(|total| u64::from(page) * size < total);
+                    .is_none_or(|total| u64::from(page).saturating_mul(size) < total);
                 let next_page = (full && more && !entries.is_empty() && page < MAX_PAGE_NUMBER)
-                    .then_some(page + 1);
+                    .then(|| page + 1);
                 Ok(Parsed {
                     tasks: tasks(entries, stream.task_type, &resp.body)?,
                     quotas: Vec::new(),

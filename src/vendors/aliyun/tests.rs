@@ -375,6 +375,23 @@ fn paging_uses_total_count_and_short_pages() {
     assert!(p.tasks.is_empty() && p.next_page.is_none());
 }
 
+/// Fuzzing found it: `u64::from(page) * size` overflowed (a debug-build
+/// panic) when the answer's `PageSize` was huge; and `then_some(page + 1)`
+/// overflowed at page `u32::MAX` (it is evaluated even when not taken).
+#[test]
+fn huge_page_size_in_answer_does_not_overflow_paging() {
+    let v = vendor();
+    let q = list(TaskType::RefreshFile);
+    let body = br#"{"RequestId":"r","PageSize":18446744073709551615,"TotalCount":5,"Tasks":{"CDNTask":[]}}"#;
+    for page in [1, 2, MAX_PAGE_NUMBER, u32::MAX] {
+        let p = v.parse(&q, page, &resp(200, body.to_vec())).unwrap();
+        assert_eq!(p.next_page, None, "page {page}");
+    }
+    let body = br#"{"RequestId":"r","PageSize":"9223372036854775808","TotalCount":18446744073709551615,"Tasks":{"CDNTask":[]}}"#;
+    let p = v.parse(&q, 3, &resp(200, body.to_vec())).unwrap();
+    assert_eq!(p.next_page, None, "an empty page ends paging");
+}
+
 #[test]
 fn parses_by_id_flat_array() {
     let q = Query::ById {

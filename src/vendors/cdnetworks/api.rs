@@ -159,7 +159,9 @@ pub fn parse_page(resp: &HttpResponse, offset_seconds: i32) -> Result<Page, ApiE
     let request_id = resp.header("x-cnc-request-id").map(str::to_owned);
     let json: Option<Value> = serde_json::from_slice(&resp.body).ok();
     let obj = json.as_ref().and_then(Value::as_object);
-    if resp.status != 200 {
+    // Any 2xx is read as an answer: `outcome_for_status` calls every 2xx
+    // `Ok`, and an error must never be counted as an ok request.
+    if !(200..300).contains(&resp.status) {
         let msg = obj
             .and_then(message)
             .unwrap_or_else(|| format!("HTTP {}", resp.status));
@@ -282,6 +284,22 @@ mod tests {
         );
         assert_eq!(format_time(t, 0).as_deref(), Some("2024-12-31 16:30:00"));
         assert_eq!(parse_time("not a time", 0), None);
+    }
+
+    /// Fuzzing found it: a 2xx other than 200 (204 with any body) became an
+    /// error whose outcome was `ok`, counted as an ok request.
+    #[test]
+    fn other_2xx_is_read_as_an_answer_never_an_ok_error() {
+        for status in [201, 204, 299] {
+            let e = parse_page(&resp(status, "pegaNo"), ZONE_OFFSET_SECONDS).unwrap_err();
+            assert_eq!(e.outcome, Outcome::ParseError, "{status}");
+            let p = parse_page(
+                &resp(status, r#"{"Code":1,"count":0,"resultDetail":[]}"#),
+                ZONE_OFFSET_SECONDS,
+            )
+            .unwrap();
+            assert_eq!(p.count, 0);
+        }
     }
 
     #[test]

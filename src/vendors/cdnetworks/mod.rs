@@ -365,7 +365,9 @@ impl Vendor for CdnetworksVendor {
             );
         }
         let shown = u64::from(page) * u64::from(self.opts.page_size);
-        let next_page = (shown < p.count && !p.records.is_empty()).then_some(page + 1);
+        let next_page = (shown < p.count && !p.records.is_empty())
+            .then(|| page.checked_add(1))
+            .flatten();
         let domain = self.ctx.domain.as_deref();
         let tasks = p
             .records
@@ -609,6 +611,27 @@ mod tests {
         assert!(parse("auth: oauth").is_err());
         assert!(parse("pagesize: 10").is_err());
         assert!(parse("~").is_ok());
+    }
+
+    /// Fuzzing: `then_some(page + 1)` evaluated `page + 1` eagerly, which
+    /// overflowed (a debug-build panic) at page `u32::MAX`.
+    #[test]
+    fn last_possible_page_does_not_overflow_next_page() {
+        let v = vendor(Auth::ApiKey, None);
+        let body = br#"{"Code":1,"count":5000000000000,"resultDetail":[{"url":"http://a.example.com/x","createTime":"2024-01-02 03:04:05","status":"run"}]}"#;
+        let resp = HttpResponse {
+            status: 200,
+            headers: vec![],
+            body: body.to_vec(),
+        };
+        let q = fetch(1_704_135_000, 1_704_136_000);
+        assert_eq!(v.parse(&q, u32::MAX, &resp).unwrap().next_page, None);
+        assert_eq!(v.parse(&q, 1, &resp).unwrap().next_page, Some(2));
+        let empty = HttpResponse {
+            body: br#"{"Code":1,"count":0}"#.to_vec(),
+            ..resp
+        };
+        assert_eq!(v.parse(&q, u32::MAX, &empty).unwrap().next_page, None);
     }
 
     #[test]

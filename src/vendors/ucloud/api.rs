@@ -139,7 +139,9 @@ fn clean(message: &str) -> String {
 /// Parses a body of either API into the wire type, or classifies the error.
 pub fn parse_response(status: u16, body: &[u8]) -> Result<WireResponse, ApiError> {
     let parsed = serde_json::from_slice::<WireResponse>(body);
-    if status != 200 {
+    // Any 2xx is read as an answer: `outcome_for_status` calls every 2xx
+    // `Ok`, and an error must never be counted as an ok request.
+    if !(200..300).contains(&status) {
         let mut e = ApiError::new(outcome_for_status(status), format!("HTTP {status}"));
         if let Ok(r) = &parsed {
             if r.ret_code != 0 {
@@ -264,6 +266,18 @@ mod tests {
             .join("testdata/responses/ucloud")
             .join(name);
         std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    }
+
+    /// Fuzzing: a 2xx other than 200 became an error whose outcome was
+    /// `ok`, counted as an ok request.
+    #[test]
+    fn other_2xx_is_read_as_an_answer_never_an_ok_error() {
+        for status in [201, 204, 299] {
+            let e = parse_response(status, b"").unwrap_err();
+            assert_eq!(e.outcome, Outcome::ParseError, "{status}");
+            let r = parse_response(status, &fixture("refresh-success.json")).unwrap();
+            assert!(r.task_list.is_some());
+        }
     }
 
     #[test]

@@ -289,7 +289,9 @@ impl Vendor for UcloudVendor {
                 let seen = u64::from(page.saturating_sub(1)) * u64::from(self.opts.page_size)
                     + list.len() as u64;
                 let total = r.total_count.unwrap_or(0);
-                (!list.is_empty() && seen < total).then_some(page + 1)
+                (!list.is_empty() && seen < total)
+                    .then(|| page.checked_add(1))
+                    .flatten()
             }
             _ => None,
         };
@@ -442,6 +444,23 @@ mod tests {
             headers: vec![],
             body: body.as_bytes().to_vec(),
         }
+    }
+
+    /// Fuzzing: `then_some(page + 1)` evaluated `page + 1` eagerly, which
+    /// overflowed (a debug-build panic) at page `u32::MAX`.
+    #[test]
+    fn last_possible_page_does_not_overflow_next_page() {
+        let v = vendor(Options::default(), None);
+        let q = Query::List {
+            stream: Stream {
+                api: REFRESH,
+                task_type: None,
+            },
+            window: Window { from: 0, to: 10 },
+        };
+        let body = r#"{"RetCode":0,"TotalCount":18446744073709551615,"TaskList":[{"TaskId":"a","CreateTime":5,"Status":"wait","UrlLists":[]}]}"#;
+        assert_eq!(v.parse(&q, u32::MAX, &resp(body)).unwrap().next_page, None);
+        assert_eq!(v.parse(&q, 1, &resp(body)).unwrap().next_page, Some(2));
     }
 
     #[test]

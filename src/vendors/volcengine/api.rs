@@ -339,7 +339,8 @@ pub fn to_task(w: &WireTask, fallback: Option<TaskType>) -> Option<Task> {
 /// Sums every `Quotas[]` entry into one quota per task type.
 pub fn to_quotas(r: &QuotaResult) -> Vec<Quota> {
     let qs = r.quotas.as_deref().unwrap_or(&[]);
-    let sum = |f: fn(&WireQuota) -> Option<i64>| qs.iter().filter_map(f).sum::<i64>() as f64;
+    // Summed as f64: an i64 sum of vendor numbers can overflow.
+    let sum = |f: fn(&WireQuota) -> Option<i64>| qs.iter().filter_map(f).map(|v| v as f64).sum();
     vec![
         Quota {
             task_type: TaskType::RefreshFile,

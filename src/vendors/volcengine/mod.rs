@@ -365,7 +365,9 @@ impl Vendor for VolcengineVendor {
                 Ok(Parsed {
                     tasks,
                     quotas: Vec::new(),
-                    next_page: full.then_some(page.saturating_add(1)),
+                    // Checked: `u32::MAX` has no next page (saturating
+                    // would ask for the same page again).
+                    next_page: full.then(|| page.checked_add(1)).flatten(),
                 })
             }
             Query::ById { task_type, .. } => {
@@ -578,6 +580,53 @@ mod tests {
         let r = v.build(&q[0], 1, t0()).expect("build");
         assert!(r.url.contains("Action=DescribeContentQuota"));
         assert_eq!(r.body, br#"{"CloudAccountId":"a1,b2"}"#);
+    }
+
+    /// Fuzzing: at page `u32::MAX` a full page asked for page `u32::MAX`
+    /// again (saturating add), a loop only `max_pages` ended.
+    #[test]
+    fn full_last_possible_page_has_no_next_page() {
+        let v = vendor(
+            "https://open.volcengineapi.com",
+            Options {
+                page_size: 1,
+                ..Options::default()
+            },
+        );
+        let q = Query::List {
+            stream: v.streams(&[TaskType::RefreshFile])[0],
+            window: Window { from: 1, to: 2 },
+        };
+        let body = br#"{"ResponseMetadata":{"RequestID":"r"},"Result":{"Tasks":[{"TaskId":"t","TaskType":"refresh_file","TaskStatus":"done","CreatedAt":1}]}}"#;
+        let resp = HttpResponse {
+            status: 200,
+            headers: vec![],
+            body: body.to_vec(),
+        };
+        assert_eq!(v.parse(&q, u32::MAX, &resp).expect("ok").next_page, None);
+        assert_eq!(v.parse(&q, 7, &resp).expect("ok").next_page, Some(8));
+    }
+
+    /// Fuzzing: quotas were summed as i64, which overflowed (a debug-build
+    /// panic) on two huge `RefreshUrlQuota` values.
+    #[test]
+    fn huge_quotas_sum_without_overflow() {
+        let v = vendor("https://open.volcengineapi.com", Options::default());
+        let body = br#"{"ResponseMetadata":{"RequestID":"r"},"Result":{"Quotas":[{"RefreshUrlQuota":9223372036854775807,"RefreshUrlRemain":-9223372036854775808},{"RefreshUrlQuota":9223372036854775807,"RefreshUrlRemain":-1}]}}"#;
+        let resp = HttpResponse {
+            status: 200,
+            headers: vec![],
+            body: body.to_vec(),
+        };
+        let p = v
+            .parse(&Query::Quota { api: QUOTA }, 1, &resp)
+            .expect("quota answer");
+        let file = p
+            .quotas
+            .iter()
+            .find(|q| q.task_type == TaskType::RefreshFile)
+            .expect("refresh_file quota");
+        assert!(file.limit > 1.8e19 && file.remaining < -9.2e18, "{file:?}");
     }
 
     #[test]
