@@ -12,8 +12,8 @@ use cdn_task_exporter::sim::aliyun::{wire_id, AliyunSim};
 use cdn_task_exporter::sim::{max_in_window, serve, Fault, SimTask, World};
 use cdn_task_exporter::task::{TaskStatus, TaskType};
 use cdn_task_exporter::vendors::aliyun::{api, sign, TASK_TYPES};
-use cdn_task_exporter::{app, config, metrics};
-use common::{parse_metrics, value};
+use cdn_task_exporter::{app, config};
+use common::{scrape, value};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -66,14 +66,6 @@ accounts:
     overlap: 1s
 {extra}"#
     )
-}
-
-async fn scrape(c: &Collector) -> (String, HashMap<String, f64>) {
-    c.collect(tokio::time::Instant::now() + Duration::from_secs(25))
-        .await;
-    let text = metrics::render(c, c.clock.unix());
-    let m = parse_metrics(&text);
-    (text, m)
 }
 
 fn tasks(m: &HashMap<String, f64>, t: TaskType, s: TaskStatus) -> f64 {

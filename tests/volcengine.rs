@@ -6,18 +6,13 @@
 mod common;
 
 use cdn_task_exporter::api::Rate;
-use cdn_task_exporter::app;
 use cdn_task_exporter::clock::{Clock, SharedClock, SystemClock, TokioClock};
-use cdn_task_exporter::collector::Collector;
-use cdn_task_exporter::config;
-use cdn_task_exporter::http::{ReqwestTransport, Transport};
-use cdn_task_exporter::metrics;
 use cdn_task_exporter::sim::volcengine::VolcengineSim;
 use cdn_task_exporter::sim::{
     max_in_window, serve, Fault, RouterTransport, SimTask, Traffic, World,
 };
 use cdn_task_exporter::task::{TaskStatus, TaskType};
-use common::{parse_metrics, value, Exporter};
+use common::{collector, parse_metrics, reqwest, scrape, value, Exporter};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -71,25 +66,6 @@ accounts:
 {extra}
 "#
     )
-}
-
-fn collector(yaml: &str, transport: Arc<dyn Transport>, clock: SharedClock) -> Collector {
-    let cfg = config::parse(yaml, "test.yml", &|_| None, &|_| Err("no files".into()))
-        .unwrap_or_else(|e| panic!("{e}"));
-    app::collector(&cfg, transport, clock)
-}
-
-fn reqwest() -> Arc<dyn Transport> {
-    Arc::new(ReqwestTransport::new(1 << 20).expect("client"))
-}
-
-/// One scrape's worth of collection, then the rendered metrics.
-async fn scrape(c: &Collector) -> (String, HashMap<String, f64>) {
-    c.collect(tokio::time::Instant::now() + Duration::from_secs(25))
-        .await;
-    let text = metrics::render(c, c.clock.unix());
-    let m = parse_metrics(&text);
-    (text, m)
 }
 
 fn series(m: &HashMap<String, f64>, name: &str, extra: &[(&str, &str)]) -> Option<f64> {

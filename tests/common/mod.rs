@@ -309,3 +309,30 @@ pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
 pub fn repo(p: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
 }
+
+/// A collector for test config text (no env vars, no files).
+pub fn collector(
+    yaml: &str,
+    transport: std::sync::Arc<dyn cdn_task_exporter::http::Transport>,
+    clock: cdn_task_exporter::clock::SharedClock,
+) -> cdn_task_exporter::collector::Collector {
+    let cfg =
+        cdn_task_exporter::config::parse(yaml, "test.yml", &|_| None, &|_| Err("no files".into()))
+            .unwrap_or_else(|e| panic!("{e}"));
+    cdn_task_exporter::app::collector(&cfg, transport, clock)
+}
+
+/// The real HTTP transport, 1 MiB body cap.
+pub fn reqwest() -> std::sync::Arc<dyn cdn_task_exporter::http::Transport> {
+    std::sync::Arc::new(cdn_task_exporter::http::ReqwestTransport::new(1 << 20).expect("client"))
+}
+
+/// One scrape's worth of collection (25 s deadline), then the rendered
+/// metrics and their parsed series.
+pub async fn scrape(c: &cdn_task_exporter::collector::Collector) -> (String, HashMap<String, f64>) {
+    c.collect(tokio::time::Instant::now() + Duration::from_secs(25))
+        .await;
+    let text = cdn_task_exporter::metrics::render(c, c.clock.unix());
+    let m = parse_metrics(&text);
+    (text, m)
+}
