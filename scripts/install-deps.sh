@@ -3,10 +3,14 @@
 # promtool/prometheus and alertmanager (real binaries for the end-to-end tests),
 # openssl (CDNetworks signing vectors are cross-checked against the doc's pipeline),
 # buildah (the container smoke test builds and runs the runtime image without a Docker engine),
-# systemd (systemd-analyze verifies the Debian package's unit), dpkg (dpkg-deb inspects the package).
+# systemd (systemd-analyze verifies the Debian package's unit), dpkg (dpkg-deb inspects the package),
+# chromium (the /tasks page is tested in a real headless browser).
+# Python tools go into a venv the script makes (.tools/venv): kubernetes-validate
+# checks the rendered Kubernetes manifests against the API schemas.
 # cargo-deb is a crate, not a Debian package: scripts/package-deb.sh installs it.
 # Idempotent: skips apt entirely when every tool is already present.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 need=()
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
@@ -15,8 +19,20 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v buildah >/dev/null 2>&1 || need+=(buildah)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 command -v dpkg-deb >/dev/null 2>&1 || need+=(dpkg)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v python3 >/dev/null 2>&1 || need+=(python3 python3-venv)
+# The venv lives beside the checkout so a fresh clone makes its own.
+venv() {
+  local dir=.tools/venv
+  if [ ! -x "$dir/bin/kubernetes-validate" ]; then
+    python3 -m venv "$dir"
+    "$dir/bin/pip" install -q --disable-pip-version-check kubernetes-validate==1.37.0
+    echo "install-deps: venv $dir with kubernetes-validate"
+  fi
+}
 if [ ${#need[@]} -eq 0 ]; then
   echo "install-deps: all tools present"
+  venv
   exit 0
 fi
 SUDO=""
@@ -26,3 +42,4 @@ $SUDO apt-get update -qq
 # --no-install-recommends keeps the install small; the services are not started by us.
 $SUDO apt-get install -y -qq --no-install-recommends $(printf '%s\n' "${need[@]}" | sort -u) >/dev/null
 echo "install-deps: installed ${need[*]}"
+venv
