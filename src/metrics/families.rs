@@ -157,9 +157,8 @@ static OLDER_THAN: LazyLock<[String; 5]> =
     LazyLock::new(|| UNFINISHED_AGES.map(|a| format!(",older_than=\"{a}\"")));
 
 /// `,reason="…"` per HTTP server limit.
-static DETAIL_SET: LazyLock<[String; 3]> = LazyLock::new(|| {
-    extra("set", Set::ALL, |s| s as usize, Set::as_str)
-});
+static DETAIL_SET: LazyLock<[String; 3]> =
+    LazyLock::new(|| extra("set", Set::ALL, |s| s as usize, Set::as_str));
 
 static HTTP_REASON: LazyLock<[String; 6]> = LazyLock::new(|| {
     extra(
