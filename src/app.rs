@@ -30,7 +30,7 @@ pub struct AppState {
 }
 
 /// How `serve` presents itself.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ServeOptions {
     /// Answer /-/healthy and /-/ready without basic auth.
     pub health_without_auth: bool,
@@ -38,6 +38,8 @@ pub struct ServeOptions {
     pub announce: bool,
     /// Connection limits and timeouts of the HTTP server.
     pub limits: server::Limits,
+    /// `--web.external-url`: the base of the links the exporter prints.
+    pub external_url: Option<String>,
 }
 
 impl Default for ServeOptions {
@@ -46,6 +48,7 @@ impl Default for ServeOptions {
             health_without_auth: true,
             announce: false,
             limits: server::Limits::default(),
+            external_url: None,
         }
     }
 }
@@ -87,8 +90,13 @@ pub async fn serve(
     };
     let addr = listener.local_addr()?;
     if opts.announce {
-        println!("exporter landing page: http://{addr}/");
-        println!("exporter metrics:      http://{addr}/metrics");
+        let base = opts
+            .external_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{addr}"));
+        println!("exporter landing page: {base}/");
+        println!("exporter tasks:        {base}/tasks");
+        println!("exporter metrics:      {base}/metrics");
     }
     tracing::info!(
         address = %addr,
