@@ -31,7 +31,8 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 pattern="${RUNBOOK_URL_PATTERN:-https://github.com/cdn-task-exporter/cdn-task-exporter/blob/main/README.md#%s}"
-tasks_base="${TASKS_URL_BASE:-http://{{ \$labels.instance }}}"
+default_tasks_base='http://{{ $labels.instance }}'
+tasks_base="${TASKS_URL_BASE:-$default_tasks_base}"
 tasks_base="${tasks_base%/}"
 # The unit tests' series all carry instance="exporter:10052".
 tasks_test_base="${tasks_base//'{{ $labels.instance }}'/exporter:10052}"

@@ -393,10 +393,21 @@ fn tuned_rules_follow_their_settings() {
             ("PURGE_FAILED_MIN_RATIO", "0.1"),
             ("TASK_STUCK_AGE", "1800"),
             ("TASK_GIVE_UP_AGE", "86400"),
+            (
+                "TASKS_URL_BASE",
+                "https://exporters.example.com/{{ $labels.instance }}/",
+            ),
         ],
     );
     assert!(out.status.success(), "{}", text(&out));
     let alerts = fs::read_to_string(tmp.0.join("alerts.yml")).unwrap();
+    assert_eq!(
+        alerts
+            .matches("tasks_url: 'https://exporters.example.com/{{ $labels.instance }}/tasks?")
+            .count(),
+        3,
+        "{alerts}"
+    );
     let urls: Vec<&str> = alerts
         .lines()
         .filter_map(|l| l.trim().strip_prefix("runbook_url:"))
