@@ -265,7 +265,7 @@ fn render(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>Tasks · CDN task exporter</title>\
          <style>body{font-family:sans-serif;margin:1.5em}td,th{padding:.25em .6em;text-align:left;vertical-align:top;border-bottom:1px solid #ddd}\
          th{background:#f3f3f3}.failed{color:#b00020;font-weight:bold}.stuck{color:#a15c00;font-weight:bold}\
-         ul{margin:0;padding-left:1.1em}form{margin:1em 0;line-height:2.2}code{font-size:.9em}</style></head><body>\
+         ul{margin:0;padding-left:1.1em}.urls{word-break:break-all;max-width:32em}.when{white-space:nowrap}code{word-break:break-all}form{margin:1em 0;line-height:2.2}code{font-size:.9em}</style></head><body>\
          <h1>Tasks</h1><p><a href=\"/\">Overview</a> · <a href=\"/api/v1/tasks",
     );
     if !query.is_empty() {
@@ -339,8 +339,8 @@ fn render(
         };
         let _ = write!(
             out,
-            "<tr class=\"task\" data-task-id=\"{id}\"><td>{}</td><td>{}</td><td>{}</td><td><code>{id}</code></td><td>{}</td>\
-             <td class=\"{class}\">{}</td><td>{}</td><td>{} URL{}<ul>",
+            "<tr class=\"task\" data-task-id=\"{id}\"><td class=\"when\">{}</td><td>{}</td><td>{}</td><td><code>{id}</code></td><td>{}</td>\
+             <td class=\"{class}\">{}</td><td class=\"when\">{}</td><td class=\"urls\">{} URL{}<ul>",
             utc(d.created_at),
             r.vendor,
             escape(&r.account),
