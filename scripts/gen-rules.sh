@@ -34,6 +34,8 @@ pattern="${RUNBOOK_URL_PATTERN:-https://github.com/cdn-task-exporter/cdn-task-ex
 default_tasks_base='http://{{ $labels.instance }}'
 tasks_base="${TASKS_URL_BASE:-$default_tasks_base}"
 tasks_base="${tasks_base%/}"
+# The dashboard's data links: the same base, the series' instance label in Grafana's syntax.
+dashboard_tasks_base="${tasks_base//'{{ $labels.instance }}'/\${__field.labels.instance\}}"
 # The unit tests' series all carry instance="exporter:10052".
 tasks_test_base="${tasks_base//'{{ $labels.instance }}'/exporter:10052}"
 min_count="${PURGE_FAILED_MIN_COUNT:-1}"
@@ -67,6 +69,7 @@ render() {
   sed -E \
     -e "s|@RUNBOOK\(([A-Za-z]+)\)@|$(esc "$prefix")\L\1\E$(esc "$suffix")|g" \
     -e "s|@TASKS_URL_BASE@|$(esc "$tasks_base")|g" \
+    -e "s|@DASHBOARD_TASKS_URL_BASE@|$(esc "$dashboard_tasks_base")|g" \
     -e "s|@TASKS_URL_TEST_BASE@|$(esc "$tasks_test_base")|g" \
     -e "s|@DASHBOARD_RUNBOOK_URL@|$(esc "$dashboard_url")|g" \
     -e "s|@PURGE_FAILED_MIN_COUNT@|$min_count|g" \

@@ -492,3 +492,29 @@ fn generator_refuses_bad_settings() {
         );
     }
 }
+
+/// The failure panel links to the exporter's /tasks page for the series'
+/// instance, vendor, account and task type (issue 14), and its query keeps
+/// the instance label the link needs.
+#[test]
+fn failed_purges_panel_links_to_the_tasks_page() {
+    let dash: serde_json::Value = serde_json::from_str(&read("grafana/cdn-tasks.json")).unwrap();
+    let panel = dash["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["title"] == "Failed purges")
+        .expect("a Failed purges panel");
+    let url = panel["fieldConfig"]["defaults"]["links"][0]["url"]
+        .as_str()
+        .unwrap();
+    assert_eq!(
+        url,
+        "http://${__field.labels.instance}/tasks?vendor=${__field.labels.vendor}&account=${__field.labels.account}&task_type=${__field.labels.task_type}&status=failed"
+    );
+    let expr = panel["targets"][0]["expr"].as_str().unwrap();
+    assert!(
+        expr.starts_with("sum by (instance, vendor, account, task_type)"),
+        "{expr}"
+    );
+}
