@@ -279,7 +279,7 @@ impl DetailStore {
                 }
             }
         }
-        out.sort_by(|a, b| a.created_at.cmp(&b.created_at));
+        out.sort_by_key(|d| d.created_at);
         out
     }
 

@@ -303,7 +303,7 @@ fn render(
         "<br><label>since <input name=\"since\" value=\"{}\" placeholder=\"1h, Unix time or RFC 3339\"></label> \
          <label>URL contains <input name=\"url\" value=\"{}\"></label> \
          <label>limit <input name=\"limit\" type=\"number\" min=\"1\" max=\"{MAX_LIMIT}\" value=\"{}\"></label> \
-         <button type=\"submit\">Filter</button> <a href=\"/tasks\">reset</a></form>\n",
+         <button type=\"submit\">Filter</button> <a href=\"/tasks\">reset</a></form>",
         escape(&since),
         escape(f.url.as_deref().unwrap_or("")),
         f.limit
@@ -319,7 +319,7 @@ fn render(
         out,
         "<p id=\"count\">{} of {} matching tasks (newest first; times UTC).</p>\
          <table id=\"tasks\"><tr><th>Created</th><th>Vendor</th><th>Account</th><th>Task id</th><th>Type</th>\
-         <th>Status</th><th>Finished</th><th>URLs</th><th>Error</th></tr>\n",
+         <th>Status</th><th>Finished</th><th>URLs</th><th>Error</th></tr>",
         list.tasks.len(),
         list.total
     );
