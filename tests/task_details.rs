@@ -7,7 +7,7 @@
 
 mod common;
 
-use cdn_task_exporter::app::{self, AppState};
+use cdn_task_exporter::app;
 use cdn_task_exporter::clock::SystemClock;
 use cdn_task_exporter::collector::Collector;
 use cdn_task_exporter::sim::{serve, SimTask, World};
@@ -88,19 +88,7 @@ async fn exporter(yaml: &str) -> (Arc<Collector>, String) {
         common::reqwest(),
         Arc::new(SystemClock),
     ));
-    let state = AppState {
-        collector: c.clone(),
-        scrape_timeout: Duration::from_secs(10),
-        scrape_timeout_margin: Duration::from_millis(500),
-        renderer: Default::default(),
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(app::run(
-        listener,
-        app::router(state),
-        std::future::pending(),
-    ));
+    let addr = common::serve_app(c.clone()).await;
     (c, format!("http://{addr}"))
 }
 
