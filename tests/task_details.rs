@@ -357,6 +357,13 @@ fn sim_task(id: u64, created_at: i64, runs_for: Option<i64>, fails: bool) -> Sim
     }
 }
 
+/// `task_stuck` lines naming `id`.
+fn stuck_events(logs: &str, id: u64) -> usize {
+    logs.lines()
+        .filter(|l| l.contains("event=task_stuck") && l.contains(&format!("task_id={id} ")))
+        .count()
+}
+
 /// `task_failed` lines naming `id` (Aliyun reports the decimal TaskId).
 fn failed_events(logs: &str, id: u64) -> usize {
     logs.lines()
@@ -366,7 +373,9 @@ fn failed_events(logs: &str, id: u64) -> usize {
 
 /// The real binary: one `task_failed` event per task first seen failed
 /// after the baseline, none for the baseline's failures, none twice across
-/// refreshes; the URL in the event has no query string.
+/// refreshes; the URL in the event has no query string. One `task_stuck`
+/// event for a task that becomes stuck, none for one already stuck at the
+/// baseline.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn task_failed_events_once_per_task_never_for_the_baseline() {
     use cdn_task_exporter::sim::aliyun::AliyunSim;
@@ -380,7 +389,7 @@ async fn task_failed_events_once_per_task_never_for_the_baseline() {
     let sim = AliyunSim::new(w.clone(), "LTAIlogs", SECRET);
     let (addr, _) = serve(sim.router()).await.unwrap();
     let yaml = format!(
-        "accounts:\n  - name: main\n    vendor: aliyun\n    endpoint: http://{addr}\n    credentials: {{ id: LTAIlogs, secret: \"{SECRET}\" }}\n    lookback: 1h\n    min_refresh_interval: 1s\n    task_types: [refresh_file]\n"
+        "task_details: {{ stuck_after: 4s }}\naccounts:\n  - name: main\n    vendor: aliyun\n    endpoint: http://{addr}\n    credentials: {{ id: LTAIlogs, secret: \"{SECRET}\" }}\n    lookback: 1h\n    min_refresh_interval: 1s\n    task_types: [refresh_file]\n"
     );
     let exp = tokio::task::spawn_blocking(move || common::Exporter::start(&yaml, &[]))
         .await
@@ -402,13 +411,16 @@ async fn task_failed_events_once_per_task_never_for_the_baseline() {
     // new task that fails at once.
     tokio::time::sleep(Duration::from_secs(2)).await;
     w.add(sim_task(4, now(), Some(0), true));
+    // And one that never finishes: stuck 4 s later, reported once.
+    w.add(sim_task(5, now(), None, false));
     // Ids 1..=4 as 16 hex digits: Aliyun reports the same numbers in decimal.
     let deadline = std::time::Instant::now() + Duration::from_secs(40);
     loop {
         tokio::time::sleep(Duration::from_millis(1100)).await;
         scrape().await;
         let logs = exp.logs();
-        if failed_events(&logs, 3) > 0 && failed_events(&logs, 4) > 0 {
+        if failed_events(&logs, 3) > 0 && failed_events(&logs, 4) > 0 && stuck_events(&logs, 5) > 0
+        {
             break;
         }
         assert!(std::time::Instant::now() < deadline, "no events: {logs}");
@@ -423,6 +435,10 @@ async fn task_failed_events_once_per_task_never_for_the_baseline() {
     assert_eq!(failed_events(&logs, 2), 0, "baseline: {logs}");
     assert_eq!(failed_events(&logs, 3), 1, "{logs}");
     assert_eq!(failed_events(&logs, 4), 1, "{logs}");
+    assert_eq!(stuck_events(&logs, 5), 1, "once only: {logs}");
+    // Task 3 was already stuck (4 s) when the baseline sync first saw it.
+    assert_eq!(stuck_events(&logs, 3), 0, "baseline: {logs}");
+    assert_eq!(logs.matches("event=task_stuck").count(), 1, "{logs}");
     let line = logs
         .lines()
         .find(|l| l.contains("task_failed") && l.contains("task_id=4 "))
