@@ -130,6 +130,13 @@ fn tasks_page_in_headless_chromium_matches_the_json_and_filters_through_its_form
         !json_ids(&body).is_empty()
     });
     assert!(ok, "no failed task reached /api/v1/tasks: {}", exp.logs());
+    // The overview links each account's failures into /tasks.
+    let (_, landing) = http_get(&exp.addr, "/", &[]).unwrap();
+    assert!(
+        landing.contains("&amp;status=failed\">")
+            && landing.contains("href=\"/tasks?account=demo-"),
+        "{landing}"
+    );
 
     // The table equals the JSON (retried while a refresh moves the data).
     let mut matched = false;
