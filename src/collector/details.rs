@@ -77,7 +77,7 @@ impl TaskDetail {
             Vec::new()
         };
         TaskDetail {
-            task_id: t.id.clone(),
+            task_id: shown_id(&t.id, s.keep_query).to_owned(),
             task_type: t.task_type,
             status: t.status,
             created_at: t.created_at,
@@ -200,7 +200,7 @@ impl DetailStore {
                 Change::NewlyFailed
             }
             TaskStatus::Success => {
-                if let Some(kept) = self.recent.iter_mut().find(|r| r.task_id == task.id) {
+                if let Some(kept) = self.recent.iter_mut().find(|r| r.task_id == detail.task_id) {
                     kept.update(detail);
                     return Change::None;
                 }
@@ -226,13 +226,11 @@ impl DetailStore {
                 while self.unfinished.len() > self.settings.max_failed {
                     let oldest = self
                         .unfinished
-                        .values()
-                        .min_by(|a, b| {
-                            a.created_at
-                                .cmp(&b.created_at)
-                                .then_with(|| a.task_id.cmp(&b.task_id))
+                        .iter()
+                        .min_by(|(ka, a), (kb, b)| {
+                            a.created_at.cmp(&b.created_at).then_with(|| ka.cmp(kb))
                         })
-                        .map(|d| d.task_id.clone());
+                        .map(|(k, _)| k.clone());
                     if let Some(id) = oldest {
                         self.unfinished.remove(&id);
                         self.evicted[Set::Unfinished as usize] += 1;
@@ -315,6 +313,16 @@ impl DetailStore {
     }
 }
 
+/// A task id as shown: ids that embed a URL (Tencent's `TASKID|URL`) lose
+/// its query string too unless `keep_query`, or the token would leak there.
+pub fn shown_id(id: &str, keep_query: bool) -> &str {
+    if keep_query || !id.contains("://") {
+        id
+    } else {
+        strip_query(id)
+    }
+}
+
 /// The first URL of a task, query stripped whatever `keep_query` says: log
 /// lines travel further than the API.
 pub fn first_url_for_log(d: &TaskDetail) -> &str {
@@ -381,6 +389,27 @@ mod tests {
         none.observe(&t, 100);
         assert!(none.failed("a").unwrap().urls.is_empty());
         assert_eq!(none.failed("a").unwrap().url_count, 3);
+    }
+
+    #[test]
+    fn ids_embedding_a_url_lose_its_query() {
+        let mut s = DetailStore::new(settings());
+        let t = task(
+            "t1|https://x/a?sign=tok",
+            TaskStatus::Failed,
+            10,
+            &["https://x/a?sign=tok"],
+        );
+        s.observe(&t, 100);
+        assert_eq!(
+            s.failed("t1|https://x/a?sign=tok").unwrap().task_id,
+            "t1|https://x/a"
+        );
+        assert_eq!(
+            shown_id("t1|https://x/a?sign=tok", true),
+            "t1|https://x/a?sign=tok"
+        );
+        assert_eq!(shown_id("plain?id", false), "plain?id");
     }
 
     #[test]

@@ -457,7 +457,7 @@ impl Account {
                         event = "task_failed",
                         vendor = %self.kind,
                         account = %self.name,
-                        task_id = %task.id,
+                        task_id = super::details::shown_id(&task.id, false),
                         task_type = %f.task_type,
                         url_count = task.url_count,
                         url = details
