@@ -284,6 +284,26 @@ fn block_on<F: std::future::Future<Output = anyhow::Result<()>>>(f: F) -> anyhow
 }
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn external_url_must_be_absolute_http_and_loses_its_trailing_slash() {
+        assert_eq!(
+            external_url("https://cdn-exporter.example.com/").unwrap(),
+            "https://cdn-exporter.example.com"
+        );
+        assert_eq!(external_url("http://h:10052").unwrap(), "http://h:10052");
+        for bad in [
+            "cdn-exporter.example.com",
+            "ftp://h",
+            "http://",
+            "http:///x",
+            "http://h/a b",
+            "http://h/\"x",
+        ] {
+            assert!(external_url(bad).is_err(), "{bad}");
+        }
+    }
+
     use super::*;
 
     #[test]
