@@ -608,6 +608,7 @@ fn memory_bench() {
         task_type: TaskType::Prefetch,
         status: TaskStatus::Success,
         url_count: 3,
+        urls: Vec::new(),
         domain: None,
         created_at: 1_767_225_600,
         finished_at: Some(1_767_225_700),

@@ -12,6 +12,12 @@
 #                           default: https://github.com/cdn-task-exporter/cdn-task-exporter/blob/main/README.md#%s
 #   DASHBOARD_RUNBOOK_URL   the dashboard's "Runbooks" link
 #                           default: RUNBOOK_URL_PATTERN with %s = alerts-and-runbooks
+#   TASKS_URL_BASE          where the tasks_url annotation of CdnPurgeTaskFailed,
+#                           CdnPrefetchFailureRatioHigh and CdnTaskStuck points (the exporter's
+#                           /tasks page is appended); a Go template over the alert's labels.
+#                           default: http://{{ $labels.instance }} (set it when the instance
+#                           address is not reachable from where people read alerts, e.g.
+#                           https://cdn-exporter.example.com or a reverse proxy per instance)
 #   PURGE_FAILED_MIN_COUNT  CdnPurgeTaskFailed: failed purges of one type in 15m (default 1)
 #   PURGE_FAILED_MIN_RATIO  CdnPurgeTaskFailed: and at least this share of the purges of that
 #                           type finished in 15m, 0..1 (default 0: every failure alerts)
@@ -25,6 +31,13 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 pattern="${RUNBOOK_URL_PATTERN:-https://github.com/cdn-task-exporter/cdn-task-exporter/blob/main/README.md#%s}"
+default_tasks_base='http://{{ $labels.instance }}'
+tasks_base="${TASKS_URL_BASE:-$default_tasks_base}"
+tasks_base="${tasks_base%/}"
+# The dashboard's data links: the same base, the series' instance label in Grafana's syntax.
+dashboard_tasks_base="${tasks_base//'{{ $labels.instance }}'/\${__field.labels.instance\}}"
+# The unit tests' series all carry instance="exporter:10052".
+tasks_test_base="${tasks_base//'{{ $labels.instance }}'/exporter:10052}"
 min_count="${PURGE_FAILED_MIN_COUNT:-1}"
 min_ratio="${PURGE_FAILED_MIN_RATIO:-0}"
 stuck="${TASK_STUCK_AGE:-3600}"
@@ -37,6 +50,7 @@ prefix="${pattern%%%s*}"
 suffix="${pattern#*%s}"
 dashboard_url="${DASHBOARD_RUNBOOK_URL:-${prefix}alerts-and-runbooks${suffix}}"
 case "$dashboard_url" in *'|'*|*$'\n'*|*'\'*|*'"'*) die "DASHBOARD_RUNBOOK_URL must not contain |, \\, \" or a newline" ;; esac
+case "$tasks_base" in *'|'*|*$'\n'*|*'\'*|*"'"*) die "TASKS_URL_BASE must not contain |, \\, ' or a newline" ;; esac
 [[ "$min_count" =~ ^[1-9][0-9]*$ ]] || die "PURGE_FAILED_MIN_COUNT must be a whole number >= 1: $min_count"
 [[ "$min_ratio" =~ ^(0(\.[0-9]+)?|1(\.0+)?)$ ]] || die "PURGE_FAILED_MIN_RATIO must be a number in 0..1: $min_ratio"
 human() {
@@ -54,6 +68,9 @@ esc() { printf '%s' "$1" | sed 's/&/\\\&/g'; }
 render() {
   sed -E \
     -e "s|@RUNBOOK\(([A-Za-z]+)\)@|$(esc "$prefix")\L\1\E$(esc "$suffix")|g" \
+    -e "s|@TASKS_URL_BASE@|$(esc "$tasks_base")|g" \
+    -e "s|@DASHBOARD_TASKS_URL_BASE@|$(esc "$dashboard_tasks_base")|g" \
+    -e "s|@TASKS_URL_TEST_BASE@|$(esc "$tasks_test_base")|g" \
     -e "s|@DASHBOARD_RUNBOOK_URL@|$(esc "$dashboard_url")|g" \
     -e "s|@PURGE_FAILED_MIN_COUNT@|$min_count|g" \
     -e "s|@PURGE_FAILED_MIN_RATIO@|$min_ratio|g" \

@@ -9,8 +9,8 @@ use crate::metrics;
 use crate::server;
 use crate::web_config::WebConfig;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use std::future::Future;
@@ -30,7 +30,7 @@ pub struct AppState {
 }
 
 /// How `serve` presents itself.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ServeOptions {
     /// Answer /-/healthy and /-/ready without basic auth.
     pub health_without_auth: bool,
@@ -38,6 +38,8 @@ pub struct ServeOptions {
     pub announce: bool,
     /// Connection limits and timeouts of the HTTP server.
     pub limits: server::Limits,
+    /// `--web.external-url`: the base of the links the exporter prints.
+    pub external_url: Option<String>,
 }
 
 impl Default for ServeOptions {
@@ -46,6 +48,7 @@ impl Default for ServeOptions {
             health_without_auth: true,
             announce: false,
             limits: server::Limits::default(),
+            external_url: None,
         }
     }
 }
@@ -87,8 +90,13 @@ pub async fn serve(
     };
     let addr = listener.local_addr()?;
     if opts.announce {
-        println!("exporter landing page: http://{addr}/");
-        println!("exporter metrics:      http://{addr}/metrics");
+        let base = opts
+            .external_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{addr}"));
+        println!("exporter landing page: {base}/");
+        println!("exporter tasks:        {base}/tasks");
+        println!("exporter metrics:      {base}/metrics");
     }
     tracing::info!(
         address = %addr,
@@ -116,7 +124,9 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics_handler))
         .route("/-/healthy", get(|| async { "Healthy\n" }))
         .route("/-/ready", get(|| async { "Ready\n" }))
-        .route("/", get(landing))
+        .route("/", get(crate::web::landing::page))
+        .route("/tasks", get(crate::web::tasks::page))
+        .route("/api/v1/tasks", get(crate::web::tasks::api))
         .with_state(state)
 }
 
@@ -140,46 +150,6 @@ async fn metrics_handler(State(s): State<AppState>, headers: HeaderMap) -> Respo
         .await;
     let body = s.renderer.render(&s.collector, s.collector.clock.unix());
     ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], body).into_response()
-}
-
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-async fn landing(State(s): State<AppState>) -> impl IntoResponse {
-    let now = s.collector.clock.unix();
-    let mut rows = String::new();
-    for a in &s.collector.accounts {
-        let snap = a.snapshot();
-        let state = match (snap.up, snap.last_success) {
-            (true, _) => "up",
-            (false, None) if snap.last_error.is_none() => "not yet refreshed",
-            _ => "down",
-        };
-        rows.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.0}s</td><td>{}</td></tr>\n",
-            html_escape(&a.name),
-            a.kind,
-            html_escape(&metrics::watched(a)),
-            state,
-            a.data_age(now, s.collector.started),
-            snap.cache_tasks,
-        ));
-    }
-    let page = format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>CDN task exporter</title>\
-         <style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:.2em .8em;text-align:left}}</style></head><body>\
-         <h1>CDN task exporter</h1><p>Version {} ({})</p>\
-         <p><a href=\"/metrics\">Metrics</a> · <a href=\"/-/healthy\">Health</a> · <a href=\"/-/ready\">Readiness</a></p>\
-         <h2>Accounts</h2><table><tr><th>Account</th><th>Vendor</th><th>Task types</th><th>State</th><th>Data age</th><th>Cached tasks</th></tr>\n{rows}</table>\
-         </body></html>",
-        env!("CARGO_PKG_VERSION"),
-        env!("CDN_EXPORTER_REVISION"),
-    );
-    (StatusCode::OK, Html(page))
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, within the

@@ -56,8 +56,27 @@ pub struct Cli {
     /// make room, or new ones wait while every connection is busy.
     #[arg(long = "web.max-connections", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..), global = true)]
     pub max_connections: u32,
+    /// The URL people reach the exporter under (Prometheus' flag), for the
+    /// links the exporter prints. Links only: routes keep no prefix.
+    #[arg(long = "web.external-url", value_parser = external_url, global = true)]
+    pub external_url: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+/// An absolute http(s) URL, kept without its trailing slash.
+fn external_url(s: &str) -> Result<String, String> {
+    let ok = (s.starts_with("http://") || s.starts_with("https://"))
+        && s.split_once("://")
+            .is_some_and(|(_, rest)| !rest.is_empty() && !rest.starts_with('/'))
+        && !s
+            .chars()
+            .any(|c| c.is_whitespace() || c == '"' || c == '<' || c == '>');
+    if ok {
+        Ok(s.trim_end_matches('/').to_owned())
+    } else {
+        Err(format!("{s:?} is not an absolute http:// or https:// URL"))
+    }
 }
 
 fn positive_duration(s: &str) -> Result<Duration, String> {
@@ -144,6 +163,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let serve_opts = app::ServeOptions {
         health_without_auth: cli.health_without_auth,
         announce: false,
+        external_url: cli.external_url.clone(),
         limits: cli.limits(),
     };
     match cli.command {
@@ -264,6 +284,26 @@ fn block_on<F: std::future::Future<Output = anyhow::Result<()>>>(f: F) -> anyhow
 }
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn external_url_must_be_absolute_http_and_loses_its_trailing_slash() {
+        assert_eq!(
+            external_url("https://cdn-exporter.example.com/").unwrap(),
+            "https://cdn-exporter.example.com"
+        );
+        assert_eq!(external_url("http://h:10052").unwrap(), "http://h:10052");
+        for bad in [
+            "cdn-exporter.example.com",
+            "ftp://h",
+            "http://",
+            "http:///x",
+            "http://h/a b",
+            "http://h/\"x",
+        ] {
+            assert!(external_url(bad).is_err(), "{bad}");
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -24,4 +24,5 @@ pub mod server;
 pub mod sim;
 pub mod task;
 pub mod vendors;
+pub mod web;
 pub mod web_config;

@@ -134,6 +134,9 @@ pub struct Task {
     pub status: TaskStatus,
     /// URLs (or paths) the task covers.
     pub url_count: u32,
+    /// The URLs themselves, as far as the answer listed them (may be fewer
+    /// than `url_count`); kept only in the details store, never a label.
+    pub urls: Vec<String>,
     /// Domain, where the vendor reports one; used for logs only (never a label).
     pub domain: Option<String>,
     /// Creation time, Unix seconds UTC.
@@ -144,6 +147,20 @@ pub struct Task {
     pub progress: Option<f64>,
     /// Vendor error text for failed tasks; logs only, never a label.
     pub error: Option<String>,
+}
+
+/// The lower-cased host of an absolute URL (`scheme://host[:port]/...`).
+pub fn url_host(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host = authority.rsplit('@').next()?.split(':').next()?;
+    (!host.is_empty()).then(|| host.to_ascii_lowercase())
+}
+
+/// `url` without its query string and fragment: URLs can carry signed
+/// tokens, so the details store keeps them stripped unless told otherwise.
+pub fn strip_query(url: &str) -> &str {
+    url.split(['?', '#']).next().unwrap_or(url)
 }
 
 impl Task {
@@ -181,6 +198,7 @@ mod tests {
             task_type: TaskType::Prefetch,
             status: TaskStatus::Running,
             url_count: 1,
+            urls: Vec::new(),
             domain: None,
             created_at: 0,
             finished_at: None,

@@ -638,6 +638,46 @@ fn failed_purge_alerts_through_alertmanager_and_dashboard_has_data() {
         );
     };
     milestone("webhook received CdnPurgeTaskFailed for aliyun/demo-aliyun/refresh_file");
+
+    // 5a. The alert carries the link to exactly this task list, and the link
+    // (built by Prometheus from the instance label) answers with the failed
+    // task and its URL.
+    let tasks_url = alert["annotations"]["tasks_url"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no tasks_url annotation: {alert}"));
+    assert!(
+        tasks_url.ends_with(
+            "/tasks?vendor=aliyun&account=demo-aliyun&task_type=refresh_file&status=failed"
+        ),
+        "{tasks_url}"
+    );
+    let (host, path) = tasks_url
+        .strip_prefix("http://")
+        .and_then(|r| r.split_once('/'))
+        .unwrap_or_else(|| panic!("tasks_url is not http://HOST/PATH: {tasks_url}"));
+    let (status, page) = common::http_get(host, &format!("/{path}"), &[]).expect("fetch tasks_url");
+    assert_eq!(status, 200, "{tasks_url}: {page}");
+    assert!(
+        page.contains("https://www1.example.com/e2e/failed-purge.js"),
+        "the linked page lists the failed purge's URL: {page}"
+    );
+    let api = format!("/{}", path.replacen("tasks?", "api/v1/tasks?", 1));
+    let (status, json) = common::http_get(host, &api, &[]).expect("fetch the JSON of the link");
+    assert_eq!(status, 200, "{api}: {json}");
+    let listed: Value = serde_json::from_str(&json).unwrap();
+    let failed = listed["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["urls"][0] == "https://www1.example.com/e2e/failed-purge.js")
+        .unwrap_or_else(|| panic!("the failed purge is not in {json}"));
+    assert_eq!(failed["status"], "failed");
+    assert_eq!(
+        failed["task_id"],
+        u64::from_str_radix(&task.id, 16).unwrap().to_string(),
+        "Aliyun reports the simulator's id as its decimal TaskId"
+    );
+    milestone(&format!("tasks_url {tasks_url} lists the failed purge"));
     eprintln!(
         "webhook alert:\n{}",
         serde_json::to_string_pretty(&alert).unwrap()

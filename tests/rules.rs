@@ -393,10 +393,21 @@ fn tuned_rules_follow_their_settings() {
             ("PURGE_FAILED_MIN_RATIO", "0.1"),
             ("TASK_STUCK_AGE", "1800"),
             ("TASK_GIVE_UP_AGE", "86400"),
+            (
+                "TASKS_URL_BASE",
+                "https://exporters.example.com/{{ $labels.instance }}/",
+            ),
         ],
     );
     assert!(out.status.success(), "{}", text(&out));
     let alerts = fs::read_to_string(tmp.0.join("alerts.yml")).unwrap();
+    assert_eq!(
+        alerts
+            .matches("tasks_url: 'https://exporters.example.com/{{ $labels.instance }}/tasks?")
+            .count(),
+        3,
+        "{alerts}"
+    );
     let urls: Vec<&str> = alerts
         .lines()
         .filter_map(|l| l.trim().strip_prefix("runbook_url:"))
@@ -480,4 +491,30 @@ fn generator_refuses_bad_settings() {
             "{var}={value}: wrote output"
         );
     }
+}
+
+/// The failure panel links to the exporter's /tasks page for the series'
+/// instance, vendor, account and task type (issue 14), and its query keeps
+/// the instance label the link needs.
+#[test]
+fn failed_purges_panel_links_to_the_tasks_page() {
+    let dash: serde_json::Value = serde_json::from_str(&read("grafana/cdn-tasks.json")).unwrap();
+    let panel = dash["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["title"] == "Failed purges")
+        .expect("a Failed purges panel");
+    let url = panel["fieldConfig"]["defaults"]["links"][0]["url"]
+        .as_str()
+        .unwrap();
+    assert_eq!(
+        url,
+        "http://${__field.labels.instance}/tasks?vendor=${__field.labels.vendor}&account=${__field.labels.account}&task_type=${__field.labels.task_type}&status=failed"
+    );
+    let expr = panel["targets"][0]["expr"].as_str().unwrap();
+    assert!(
+        expr.starts_with("sum by (instance, vendor, account, task_type)"),
+        "{expr}"
+    );
 }

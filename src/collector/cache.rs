@@ -287,6 +287,7 @@ mod tests {
             task_type: TaskType::Prefetch,
             status,
             url_count: 2,
+            urls: Vec::new(),
             domain: None,
             created_at: created,
             finished_at: status.is_finished().then_some(created + 30),

@@ -11,6 +11,7 @@
 pub mod budget;
 pub mod cache;
 pub mod coverage;
+pub mod details;
 pub mod stats;
 mod sync;
 
@@ -125,6 +126,8 @@ pub struct Account {
     clock: SharedClock,
     state: tokio::sync::Mutex<SyncState>,
     snapshot: RwLock<Arc<Snapshot>>,
+    /// Failed, unfinished and recent tasks with their URLs (`/api/v1/tasks`).
+    pub details: Mutex<details::DetailStore>,
     flight: Mutex<Flight>,
 }
 
@@ -162,6 +165,7 @@ impl Account {
                 throttle_streak: vec![0; apis.len()],
             }),
             snapshot: RwLock::new(Arc::new(Snapshot::default())),
+            details: Mutex::new(details::DetailStore::new(setup.settings.details.clone())),
             flight: Mutex::new(Flight::default()),
             name: setup.name,
             kind: setup.kind,
@@ -179,6 +183,11 @@ impl Account {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// The details store, locked (held briefly: no await inside).
+    pub fn details(&self) -> std::sync::MutexGuard<'_, details::DetailStore> {
+        self.details.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The rate budget of `api`.
@@ -244,8 +253,27 @@ impl Account {
             // A refresh that failed part-way proves nothing fresh.
             st.stream_success = before;
         }
-        st.cache
-            .expire(started - self.settings.lookback.as_secs() as i64);
+        let lookback_start = started - self.settings.lookback.as_secs() as i64;
+        st.cache.expire(lookback_start);
+        {
+            let mut details = self.details();
+            details.expire(lookback_start);
+            let counting_since = st.counting_since.unwrap_or(started);
+            for d in details.newly_stuck(self.clock.unix(), counting_since) {
+                tracing::warn!(
+                    event = "task_stuck",
+                    vendor = %self.kind,
+                    account = %self.name,
+                    task_id = %d.task_id,
+                    task_type = %d.task_type,
+                    status = %d.status,
+                    url_count = d.url_count,
+                    url = details::first_url_for_log(&d),
+                    error = d.error.as_deref().unwrap_or(""),
+                    "task stuck"
+                );
+            }
+        }
         let prev = self.snapshot();
         let (up, last_error) = match &result {
             Ok(s) if s.answered == 0 => (prev.up, prev.last_error.clone()),

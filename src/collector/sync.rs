@@ -433,6 +433,7 @@ impl Account {
             Query::List { stream, .. } => st.streams.iter().position(|s| s == stream),
             _ => None,
         };
+        let mut details = self.details();
         for task in &parsed.tasks {
             if !self.task_types.contains(&task.task_type) || task.created_at < run.lookback_start {
                 continue;
@@ -442,6 +443,7 @@ impl Account {
             let stream = list_stream
                 .or_else(|| st.cache.get(key).map(|t| usize::from(t.stream)))
                 .unwrap_or(0) as u8;
+            details.observe(task, run.now);
             if let Some(f) = st.cache.upsert(task, stream, counting_since) {
                 let col = usize::from(f.status == crate::task::TaskStatus::Failed);
                 st.finished[f.task_type.index()][col] += 1;
@@ -449,10 +451,25 @@ impl Account {
                     self.durations.observe(f.task_type, d);
                 }
                 if f.status == crate::task::TaskStatus::Failed {
-                    tracing::info!(vendor = %self.kind, account = %self.name, task_type = %f.task_type, error = task.error.as_deref().unwrap_or(""), "task failed");
+                    // Once per task: the cache reports a finish only the
+                    // first time, and never for the baseline.
+                    tracing::warn!(
+                        event = "task_failed",
+                        vendor = %self.kind,
+                        account = %self.name,
+                        task_id = super::details::shown_id(&task.id, false),
+                        task_type = %f.task_type,
+                        url_count = task.url_count,
+                        url = details
+                            .failed(&task.id)
+                            .map_or("", super::details::first_url_for_log),
+                        error = task.error.as_deref().unwrap_or(""),
+                        "task failed"
+                    );
                 }
             }
         }
+        drop(details);
         for quota in parsed.quotas {
             st.quotas.retain(|q| q.task_type != quota.task_type);
             st.quotas.push(quota);
@@ -531,6 +548,7 @@ mod tests {
                             TaskStatus::Running
                         },
                         url_count: 1,
+                        urls: Vec::new(),
                         domain: None,
                         created_at,
                         finished_at: None,
@@ -774,6 +792,7 @@ mod health {
                             TaskStatus::Running
                         },
                         url_count: 1,
+                        urls: Vec::new(),
                         domain: None,
                         created_at,
                         finished_at: None,

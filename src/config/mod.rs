@@ -21,7 +21,10 @@ use crate::api::Rate;
 use crate::secret::Secret;
 use crate::task::TaskType;
 use crate::vendors::{Credentials, Vendor, VendorContext, VendorKind};
-use raw::{deserialize_all, tuning_keys, RawAccount, RawCredentials, RawError, RawTop, RawTuning};
+use raw::{
+    deserialize_all, tuning_keys, RawAccount, RawCredentials, RawError, RawTaskDetails, RawTop,
+    RawTuning,
+};
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::path::Path;
@@ -80,6 +83,40 @@ pub struct Settings {
     pub max_tasks: usize,
     /// Most pages one listing may claim, against a vendor that never ends.
     pub max_pages: u32,
+    /// What the task details store keeps (the top-level `task_details:`).
+    pub details: DetailSettings,
+}
+
+/// The `task_details:` block: what `/api/v1/tasks` and `/tasks` can show.
+/// Caps are per account, so one busy account cannot crowd out the others.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DetailSettings {
+    /// Failed tasks kept (oldest evicted first). 1000 covers a day of a
+    /// badly failing account while staying well under a megabyte.
+    pub max_failed: usize,
+    /// Most recent successful tasks kept, for "did my purge succeed?".
+    pub max_recent: usize,
+    /// URLs kept per task (the total is kept beside them).
+    pub max_urls_per_task: usize,
+    /// Keep query strings (they can carry signed tokens).
+    pub keep_query: bool,
+    /// Keep URLs at all.
+    pub urls: bool,
+    /// An unfinished task older than this is stuck (as `CdnTaskStuck`).
+    pub stuck_after: Duration,
+}
+
+impl Default for DetailSettings {
+    fn default() -> Self {
+        DetailSettings {
+            max_failed: 1000,
+            max_recent: 100,
+            max_urls_per_task: 20,
+            keep_query: false,
+            urls: true,
+            stuck_after: Duration::from_secs(3600),
+        }
+    }
 }
 
 impl Default for Settings {
@@ -94,6 +131,7 @@ impl Default for Settings {
             quota_interval: Duration::from_secs(300),
             max_tasks: 500_000,
             max_pages: 1_000,
+            details: DetailSettings::default(),
         }
     }
 }
@@ -217,6 +255,7 @@ pub fn parse(
         v.raw_errors("defaults", errors);
         d.unwrap_or_default()
     };
+    let details = v.task_details(top.task_details);
     if top.accounts.is_empty() {
         v.error("accounts", "at least one account is required".into());
     }
@@ -231,6 +270,9 @@ pub fn parse(
                 accounts.push(a);
             }
         }
+    }
+    for a in &mut accounts {
+        a.settings.details = details.clone();
     }
     if v.errors.is_empty() {
         Ok(Config {
@@ -281,6 +323,48 @@ impl Validator<'_> {
             key: key.into(),
             message,
         });
+    }
+
+    /// Validates the `task_details:` block.
+    fn task_details(&mut self, raw: serde_yaml::Value) -> DetailSettings {
+        let d = DetailSettings::default();
+        if raw.is_null() {
+            return d;
+        }
+        let (r, errors) = deserialize_all::<RawTaskDetails>(raw);
+        self.raw_errors("task_details", errors);
+        let r = r.unwrap_or_default();
+        let mut cap = |key: &str, v: Option<usize>, default: usize, max: usize| {
+            let v = v.unwrap_or(default);
+            if v > max {
+                self.error(
+                    &format!("task_details.{key}"),
+                    format!("{v} is outside 0..={max}"),
+                );
+            }
+            v.min(max)
+        };
+        let max_failed = cap("max_failed", r.max_failed, d.max_failed, 1_000_000);
+        let max_recent = cap("max_recent", r.max_recent, d.max_recent, 1_000_000);
+        let max_urls_per_task = cap(
+            "max_urls_per_task",
+            r.max_urls_per_task,
+            d.max_urls_per_task,
+            10_000,
+        );
+        let stuck_after = self.duration(
+            "task_details.stuck_after",
+            r.stuck_after.as_deref(),
+            d.stuck_after,
+        );
+        DetailSettings {
+            max_failed,
+            max_recent,
+            max_urls_per_task,
+            keep_query: r.keep_query.unwrap_or(d.keep_query),
+            urls: r.urls.unwrap_or(d.urls),
+            stuck_after,
+        }
     }
 
     fn duration(&mut self, key: &str, raw: Option<&str>, default: Duration) -> Duration {
@@ -600,6 +684,7 @@ impl Validator<'_> {
             ),
             max_tasks: t.max_tasks.or(d.max_tasks).unwrap_or(base.max_tasks),
             max_pages: base.max_pages,
+            details: DetailSettings::default(),
         };
         if s.retries > 5 {
             self.error("retries", format!("{} is more than 5", s.retries));

@@ -25,6 +25,18 @@ pub struct RawTuning {
     pub max_tasks: Option<usize>,
 }
 
+/// The `task_details:` block (what the details store keeps).
+#[derive(Debug, Clone, Default, DeriveDeserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTaskDetails {
+    pub max_failed: Option<usize>,
+    pub max_recent: Option<usize>,
+    pub max_urls_per_task: Option<usize>,
+    pub keep_query: Option<bool>,
+    pub urls: Option<bool>,
+    pub stuck_after: Option<String>,
+}
+
 /// The tuning keys, read from [`RawTuning`] itself so the two can never
 /// disagree.
 pub fn tuning_keys() -> &'static [&'static str] {
@@ -39,6 +51,8 @@ pub struct RawTop {
     pub max_response_bytes: Option<usize>,
     #[serde(default)]
     pub defaults: serde_yaml::Value,
+    #[serde(default)]
+    pub task_details: serde_yaml::Value,
     #[serde(default)]
     pub accounts: Vec<serde_yaml::Value>,
 }

@@ -8,6 +8,7 @@
 use super::process;
 use super::text::{histogram, line, line_f};
 use crate::api::Outcome;
+use crate::collector::details::Set;
 use crate::collector::stats::SkipReason;
 use crate::collector::{Account, Snapshot};
 use crate::server;
@@ -156,6 +157,9 @@ static OLDER_THAN: LazyLock<[String; 5]> =
     LazyLock::new(|| UNFINISHED_AGES.map(|a| format!(",older_than=\"{a}\"")));
 
 /// `,reason="…"` per HTTP server limit.
+static DETAIL_SET: LazyLock<[String; 3]> =
+    LazyLock::new(|| extra("set", Set::ALL, |s| s as usize, Set::as_str));
+
 static HTTP_REASON: LazyLock<[String; 6]> = LazyLock::new(|| {
     extra(
         "reason",
@@ -199,7 +203,7 @@ const BY_STATUS: &[&str] = &["vendor", "account", "task_type", "status"];
 const BY_API: &[&str] = &["vendor", "account", "api"];
 
 /// Every family, in exposition order.
-pub static FAMILIES: [Family; 31] = [
+pub static FAMILIES: [Family; 32] = [
     Family {
         name: "cdn_tasks",
         kind: Kind::Gauge,
@@ -474,6 +478,20 @@ pub static FAMILIES: [Family; 31] = [
         help: "Tasks evicted because the account's cache hit max_tasks.",
         labels: ACCOUNT,
         source: Source::Cached(|out, name, r| line(out, name, &r.l.account, "", r.s.cache_dropped)),
+    },
+    Family {
+        name: "cdn_task_details_evicted_total",
+        kind: Kind::Counter,
+        help: "Tasks the details store (/api/v1/tasks) evicted, oldest first, because a task_details cap was hit, by set (failed, unfinished, recent).",
+        labels: &["vendor", "account", "set"],
+        // Live: evictions happen inside a refresh, but reading them costs one
+        // short lock, and a cached copy could lag one refresh behind.
+        source: Source::Live(|out, name, r, _| {
+            let evicted = r.a.details().evicted;
+            for set in Set::ALL {
+                line(out, name, &r.l.account, &DETAIL_SET[set as usize], evicted[set as usize]);
+            }
+        }),
     },
     Family {
         name: "cdn_exporter_build_info",

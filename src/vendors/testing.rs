@@ -278,6 +278,7 @@ impl Vendor for TestingVendor {
                             task_type: t.task_type,
                             status: t.status,
                             url_count: t.urls,
+                            urls: Vec::new(),
                             domain: None,
                             created_at: t.created,
                             finished_at: t.finished,

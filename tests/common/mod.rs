@@ -413,3 +413,24 @@ pub async fn scrape(c: &cdn_task_exporter::collector::Collector) -> (String, Has
     let m = parse_metrics(&text);
     (text, m)
 }
+
+/// Serves the exporter's routes for `c` on a free loopback port (in
+/// process, real HTTP); returns the bound address.
+pub async fn serve_app(
+    c: std::sync::Arc<cdn_task_exporter::collector::Collector>,
+) -> std::net::SocketAddr {
+    let state = cdn_task_exporter::app::AppState {
+        collector: c,
+        scrape_timeout: Duration::from_secs(10),
+        scrape_timeout_margin: Duration::from_millis(500),
+        renderer: Default::default(),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(cdn_task_exporter::app::run(
+        listener,
+        cdn_task_exporter::app::router(state),
+        std::future::pending(),
+    ));
+    addr
+}

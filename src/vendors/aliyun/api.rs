@@ -240,6 +240,7 @@ pub fn to_task(w: WireTask, fallback: Option<TaskType>) -> Result<Option<Task>, 
     let status = status_of(&w.status);
     Ok(Some(Task {
         domain: host_of(&w.object_path),
+        urls: vec![w.object_path.clone()],
         id: w.task_id,
         task_type,
         status,

@@ -388,6 +388,7 @@ impl Vendor for CdnetworksVendor {
                 status: r.status,
                 url_count: 1,
                 domain: url_host(&r.url).map(str::to_owned),
+                urls: vec![r.url.clone()],
                 created_at: r.created_at,
                 finished_at: r.finished_at,
                 progress: r.progress,

@@ -322,6 +322,16 @@ pub fn detail(inv: &Invalidation) -> Detail {
     }
 }
 
+/// The listed paths of an invalidation (its `Paths.Items`).
+pub fn paths(inv: &Invalidation) -> Vec<String> {
+    inv.batch
+        .as_ref()
+        .and_then(|b| b.paths.as_ref())
+        .and_then(|p| p.items.as_ref())
+        .map(|i| i.paths.clone())
+        .unwrap_or_default()
+}
+
 /// The task of an invalidation, `id` being `DISTRIBUTION/INVALIDATION`.
 /// CloudFront reports no completion time and no progress.
 pub fn to_task(id: String, created_at: i64, status: TaskStatus, d: &Detail) -> Task {
@@ -330,6 +340,7 @@ pub fn to_task(id: String, created_at: i64, status: TaskStatus, d: &Detail) -> T
         task_type: d.task_type,
         status,
         url_count: d.paths,
+        urls: Vec::new(),
         domain: None,
         created_at,
         finished_at: None,

@@ -429,7 +429,10 @@ impl CloudfrontVendor {
             );
             Self::prune(&mut st);
         }
-        let task: Task = api::to_task(id.to_owned(), created, status, &detail);
+        let mut task: Task = api::to_task(id.to_owned(), created, status, &detail);
+        // The paths are in this answer only; later listings carry the cached
+        // detail, so the details store keeps what it saw here.
+        task.urls = api::paths(&inv);
         Ok(Parsed {
             tasks: vec![task],
             quotas: Self::quotas(&st, self.opts.distribution_ids.len()),

@@ -216,6 +216,7 @@ pub fn purge_to_task(w: &PurgeTask, fallback: Option<TaskType>) -> Option<Task> 
         task_type,
         status: st,
         url_count: 1,
+        urls: vec![url.to_owned()],
         domain: host_of(url),
         created_at: w
             .create_time
@@ -243,6 +244,7 @@ pub fn push_to_task(w: &PushTask) -> Option<Task> {
         task_type: TaskType::Prefetch,
         status: st,
         url_count: 1,
+        urls: vec![url.to_owned()],
         domain: host_of(url),
         created_at: w
             .create_time

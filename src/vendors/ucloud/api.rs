@@ -234,6 +234,7 @@ pub fn to_task(t: &WireTask, prefetch: bool) -> Result<Task, String> {
         task_type,
         status,
         url_count: u32::try_from(urls.len()).unwrap_or(u32::MAX),
+        urls: urls.iter().filter_map(|u| u.url.clone()).collect(),
         domain: urls
             .iter()
             .find_map(|u| u.url.as_deref().and_then(host))

@@ -300,9 +300,14 @@ pub fn to_task(w: &WireTask, fallback: Option<TaskType>) -> Option<Task> {
         Some("pending") => TaskStatus::Pending,
         _ => TaskStatus::Unknown,
     };
+    // Sub-tasks repeat the URLs per vendor: count and keep each once, in
+    // answer order.
     let mut urls = HashSet::new();
+    let mut listed: Vec<String> = Vec::new();
     for u in subs.iter().flat_map(|s| s.url.iter().flatten()) {
-        urls.insert(u.as_str());
+        if urls.insert(u.as_str()) {
+            listed.push(u.clone());
+        }
     }
     let error = (status == TaskStatus::Failed).then(|| {
         let f = failing;
@@ -328,7 +333,8 @@ pub fn to_task(w: &WireTask, fallback: Option<TaskType>) -> Option<Task> {
         task_type,
         status,
         url_count: u32::try_from(urls.len()).unwrap_or(u32::MAX),
-        domain: None,
+        domain: listed.first().and_then(|u| crate::task::url_host(u)),
+        urls: listed,
         created_at: w.created_at.unwrap_or(0),
         finished_at,
         progress: None,

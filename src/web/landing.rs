@@ -1,0 +1,108 @@
+//! `GET /`: the overview a person opens first. Opening it counts as a
+//! scrape for freshness: refreshes that are due start, and the page answers
+//! at once from what is known (it does not wait for them).
+
+use super::{escape, query_value};
+use crate::app::AppState;
+use crate::collector::details::Set;
+use crate::task::TaskStatus;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse};
+use std::fmt::Write as _;
+
+/// `GET /`.
+pub async fn page(State(s): State<AppState>) -> impl IntoResponse {
+    let c = &s.collector;
+    let mut refreshing = 0;
+    for a in &c.accounts {
+        if a.ensure_fresh().is_some() {
+            refreshing += 1;
+        }
+    }
+    let now = c.clock.unix();
+    let mut rows = String::new();
+    for a in &c.accounts {
+        let snap = a.snapshot();
+        let state = match (snap.up, snap.last_success) {
+            (true, _) => "up",
+            (false, None) if snap.last_error.is_none() => "not yet refreshed",
+            _ => "down",
+        };
+        let ages: Vec<String> = snap
+            .type_last_success
+            .iter()
+            .map(|(t, when)| (t, crate::collector::age(now, *when, c.started)))
+            .map(|(t, age)| format!("{t} {age:.0}s"))
+            .collect();
+        let age = crate::collector::age(now, snap.last_success, c.started);
+        let per_stream = snap.type_last_success.windows(2).any(|w| w[0].1 != w[1].1);
+        let mut by_status = String::new();
+        for st in TaskStatus::ALL {
+            let n: u64 = snap.aggregates.tasks.iter().map(|r| r[st.index()]).sum();
+            if n > 0 {
+                let _ = write!(by_status, "{st} {n}, ");
+            }
+        }
+        let by_status = by_status.trim_end_matches(", ");
+        let failed: u64 = snap
+            .aggregates
+            .tasks
+            .iter()
+            .map(|r| r[TaskStatus::Failed.index()])
+            .sum();
+        let kept_failed = a.details().len(Set::Failed);
+        let failed_link = format!(
+            "<a href=\"/tasks?account={}&amp;status=failed\">{failed} failed</a>",
+            escape(&query_value(&a.name))
+        );
+        let warm = if snap.last_success.is_none() {
+            "warming up (lookback not yet fully listed)".to_owned()
+        } else {
+            "complete".to_owned()
+        };
+        let _ = writeln!(
+            rows,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&a.name),
+            a.kind,
+            escape(&crate::metrics::watched(a)),
+            state,
+            snap.last_error
+                .as_deref()
+                .map(|e| format!("<br><small>{}</small>", escape(e)))
+                .unwrap_or_default(),
+            if per_stream {
+                escape(&ages.join(", "))
+            } else {
+                format!("{age:.0}s")
+            },
+            if by_status.is_empty() { "none" } else { by_status },
+            if failed > 0 || kept_failed > 0 {
+                failed_link
+            } else {
+                "0".to_owned()
+            },
+            snap.cache_tasks,
+            warm,
+        );
+    }
+    let note = if refreshing > 0 {
+        format!("<p>Refreshing {refreshing} account(s) now; reload in a moment for newer data.</p>")
+    } else {
+        String::new()
+    };
+    let page = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>CDN task exporter</title>\
+         <style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:.2em .8em;text-align:left;vertical-align:top}}</style></head><body>\
+         <h1>CDN task exporter</h1><p>Version {} ({})</p>\
+         <p><a href=\"/tasks\">Tasks</a> · <a href=\"/tasks?status=failed\">Failed tasks</a> · <a href=\"/tasks?status=stuck\">Stuck tasks</a> · \
+         <a href=\"/api/v1/tasks\">Tasks (JSON)</a> · <a href=\"/metrics\">Metrics</a> · <a href=\"/-/healthy\">Health</a> · <a href=\"/-/ready\">Readiness</a></p>\
+         {note}<h2>Accounts</h2><table><tr><th>Account</th><th>Vendor</th><th>Task types</th><th>State</th><th>Data age</th>\
+         <th>Tasks in lookback by status</th><th>Failed in lookback</th><th>Cached tasks</th><th>Warm-up</th></tr>\n{rows}</table>\
+         </body></html>",
+        env!("CARGO_PKG_VERSION"),
+        env!("CDN_EXPORTER_REVISION"),
+    );
+    (StatusCode::OK, Html(page))
+}
