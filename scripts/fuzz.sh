@@ -4,7 +4,7 @@
 #   scripts/fuzz.sh TARGET SECONDS [extra libFuzzer args...]
 #   scripts/fuzz.sh list
 #
-# Targets: volcengine aliyun ucloud cdnetworks config web_config headers_time
+# Targets: volcengine aliyun ucloud cdnetworks tencent cloudfront config web_config headers_time
 # (entry points in src/fuzzing.rs). New inputs go to a scratch corpus under
 # fuzz/target/, never into the committed seed corpus fuzz/corpus/TARGET;
 # crashes land in fuzz/artifacts/TARGET/. Commit a crash input (renamed

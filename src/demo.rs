@@ -135,7 +135,8 @@ pub async fn start(opts: &DemoOptions) -> std::io::Result<Demo> {
             clock: clock.clone(),
             id: id.into(),
             secret: secret.into(),
-        });
+        })
+        .router;
         let (addr, _) = sim::serve(router).await?;
         let options = spec.demo_options;
         yaml.push_str(&format!(

@@ -22,8 +22,8 @@ use crate::http::HttpResponse;
 use crate::secret::Secret;
 use crate::task::TaskType;
 use crate::vendors::{
-    self, aliyun, cdnetworks, ucloud, volcengine, Credentials, Query, Stream, Unfinished, Vendor,
-    VendorContext, Window,
+    self, aliyun, cdnetworks, cloudfront, tencent, ucloud, volcengine, Credentials, Query, Stream,
+    Unfinished, Vendor, VendorContext, VendorKind, Window,
 };
 use std::sync::{Arc, OnceLock};
 
@@ -94,18 +94,34 @@ fn context(endpoint: &str, domain: Option<&str>) -> VendorContext {
 /// The vendor modules of a target's accounts.
 type Accounts = Vec<Arc<dyn Vendor>>;
 
+/// A registry-ordered cell per vendor kind.
+fn slot(kind: VendorKind) -> usize {
+    VendorKind::ALL
+        .iter()
+        .position(|k| *k == kind)
+        .expect("kind in the registry")
+}
+
 /// Account variants per vendor: default options, a small page size, and a
 /// domain filter (byte 2 of the input picks one).
-fn accounts(kind: vendors::VendorKind) -> &'static [Arc<dyn Vendor>] {
-    static CELLS: [OnceLock<Accounts>; 4] = [
-        OnceLock::new(),
-        OnceLock::new(),
-        OnceLock::new(),
-        OnceLock::new(),
-    ];
-    let (cell, build): (_, fn() -> Accounts) = match kind {
-        vendors::VendorKind::Volcengine => (&CELLS[0], || {
-            let mut v: Accounts = Vec::new();
+fn accounts(kind: VendorKind) -> &'static [Arc<dyn Vendor>] {
+    static CELLS: [OnceLock<Accounts>; VendorKind::ALL.len()] =
+        [const { OnceLock::new() }; VendorKind::ALL.len()];
+    CELLS[slot(kind)].get_or_init(|| build_accounts(kind))
+}
+
+/// No `_` arm: a new vendor is a compile error here until it has variants.
+fn build_accounts(kind: VendorKind) -> Accounts {
+    let mut v: Accounts = Vec::new();
+    match kind {
+        #[cfg(feature = "sim")]
+        VendorKind::Testing => {
+            for domain in [None, Some("example.com")] {
+                let ctx = context("http://127.0.0.1:9", domain);
+                v.push((kind.spec().build)(ctx, serde_yaml::Value::Null).expect("testing vendor"));
+            }
+        }
+        VendorKind::Volcengine => {
             for (page_size, action, domain) in [
                 (100, volcengine::ListAction::ListContentTasks, None),
                 (
@@ -122,10 +138,8 @@ fn accounts(kind: vendors::VendorKind) -> &'static [Arc<dyn Vendor>] {
                 let ctx = context(volcengine::DEFAULT_ENDPOINT, domain);
                 v.push(Arc::new(volcengine::VolcengineVendor::new(ctx, o)));
             }
-            v
-        }),
-        vendors::VendorKind::Aliyun => (&CELLS[1], || {
-            let mut v: Accounts = Vec::new();
+        }
+        VendorKind::Aliyun => {
             for (page_size, domain) in [(100, None), (1, Some("example.com"))] {
                 let o = aliyun::Options {
                     page_size: aliyun::PageSize(page_size),
@@ -134,10 +148,8 @@ fn accounts(kind: vendors::VendorKind) -> &'static [Arc<dyn Vendor>] {
                 let ctx = context(aliyun::DEFAULT_ENDPOINT, domain);
                 v.push(Arc::new(aliyun::AliyunVendor::new(ctx, o)));
             }
-            v
-        }),
-        vendors::VendorKind::Ucloud => (&CELLS[2], || {
-            let mut v: Accounts = Vec::new();
+        }
+        VendorKind::Ucloud => {
             for (page_size, domain) in [(100, None), (1, Some("example.com"))] {
                 let o = ucloud::Options {
                     page_size,
@@ -146,10 +158,8 @@ fn accounts(kind: vendors::VendorKind) -> &'static [Arc<dyn Vendor>] {
                 let ctx = context(ucloud::DEFAULT_ENDPOINT, domain);
                 v.push(Arc::new(ucloud::UcloudVendor::new(ctx, o)));
             }
-            v
-        }),
-        _ => (&CELLS[3], || {
-            let mut v: Accounts = Vec::new();
+        }
+        VendorKind::Cdnetworks => {
             for (page_size, domain) in [(1000, None), (1, Some("example.com"))] {
                 let o = cdnetworks::Options {
                     page_size,
@@ -158,10 +168,29 @@ fn accounts(kind: vendors::VendorKind) -> &'static [Arc<dyn Vendor>] {
                 let ctx = context(cdnetworks::DEFAULT_ENDPOINT, domain);
                 v.push(Arc::new(cdnetworks::CdnetworksVendor::new(ctx, o)));
             }
-            v
-        }),
-    };
-    cell.get_or_init(build)
+        }
+        VendorKind::Tencent => {
+            for (page_size, domain) in [(1000, None), (1, Some("example.com"))] {
+                let o = tencent::Options {
+                    page_size,
+                    ..tencent::Options::default()
+                };
+                let ctx = context(tencent::DEFAULT_ENDPOINT, domain);
+                v.push(Arc::new(tencent::TencentVendor::new(ctx, o)));
+            }
+        }
+        VendorKind::Cloudfront => {
+            for (max_items, domain) in [(None, None), (Some(1), Some("example.com"))] {
+                let o = cloudfront::Options {
+                    distribution_ids: vec!["EDFDVBD6EXAMPLE".into(), "E2SECONDEXAMPLE".into()],
+                    max_items,
+                };
+                let ctx = context(cloudfront::DEFAULT_ENDPOINT, domain);
+                v.push(Arc::new(cloudfront::CloudfrontVendor::new(ctx, o)));
+            }
+        }
+    }
+    v
 }
 
 /// Every query shape the driver can send the vendor: each stream's listing,
@@ -197,20 +226,10 @@ fn queries(v: &dyn Vendor) -> Vec<Query> {
     out
 }
 
-fn query_table(kind: vendors::VendorKind, variant: usize) -> &'static [Query] {
-    static CELLS: [[OnceLock<Vec<Query>>; 2]; 4] = [
-        [OnceLock::new(), OnceLock::new()],
-        [OnceLock::new(), OnceLock::new()],
-        [OnceLock::new(), OnceLock::new()],
-        [OnceLock::new(), OnceLock::new()],
-    ];
-    let i = match kind {
-        vendors::VendorKind::Volcengine => 0,
-        vendors::VendorKind::Aliyun => 1,
-        vendors::VendorKind::Ucloud => 2,
-        _ => 3,
-    };
-    CELLS[i][variant].get_or_init(|| queries(accounts(kind)[variant].as_ref()))
+fn query_table(kind: VendorKind, variant: usize) -> &'static [Query] {
+    static CELLS: [[OnceLock<Vec<Query>>; 2]; VendorKind::ALL.len()] =
+        [const { [OnceLock::new(), OnceLock::new()] }; VendorKind::ALL.len()];
+    CELLS[slot(kind)][variant].get_or_init(|| queries(accounts(kind)[variant].as_ref()))
 }
 
 /// Parses one fuzzed response with one vendor and checks the contract the
@@ -276,6 +295,16 @@ pub fn ucloud(data: &[u8]) {
 /// Target `cdnetworks`: fetch and purge ItemIdQuery.
 pub fn cdnetworks(data: &[u8]) {
     vendor_parse(vendors::VendorKind::Cdnetworks, data)
+}
+
+/// Target `tencent`: DescribePurgeTasks / DescribePushTasks / the quota queries.
+pub fn tencent(data: &[u8]) {
+    vendor_parse(vendors::VendorKind::Tencent, data)
+}
+
+/// Target `cloudfront`: ListInvalidations / GetInvalidation.
+pub fn cloudfront(data: &[u8]) {
+    vendor_parse(vendors::VendorKind::Cloudfront, data)
 }
 
 /// Splits `text \0 file1 \0 file2 ...`.

@@ -26,17 +26,7 @@ async fn start_sims() -> Sims {
     let clock: SharedClock = Arc::new(SystemClock);
     let mut endpoints = Vec::new();
     let mut controls = Vec::new();
-    for (i, kind) in [
-        VendorKind::Volcengine,
-        VendorKind::Aliyun,
-        VendorKind::Ucloud,
-        VendorKind::Cdnetworks,
-        VendorKind::Tencent,
-        VendorKind::Cloudfront,
-    ]
-    .into_iter()
-    .enumerate()
-    {
+    for (i, kind) in VendorKind::real().enumerate() {
         let world = World::new(clock.clone());
         world.with_traffic(
             Traffic {
@@ -47,33 +37,12 @@ async fn start_sims() -> Sims {
             },
             Duration::from_secs(3600),
         );
-        let (router, control) = match kind {
-            VendorKind::Volcengine => {
-                let s = sim::volcengine::VolcengineSim::new(world, ID, SECRET);
-                (s.clone().router(), s.control.clone())
-            }
-            VendorKind::Aliyun => {
-                let s = sim::aliyun::AliyunSim::new(world, ID, SECRET);
-                (s.clone().router(), s.control.clone())
-            }
-            VendorKind::Ucloud => {
-                let s = sim::ucloud::UcloudSim::new(world, ID, SECRET);
-                (s.clone().router(), s.control.clone())
-            }
-            VendorKind::Cloudfront => {
-                let s =
-                    sim::cloudfront::CloudfrontSim::new(world, ID, SECRET, &["EDFDVBD6EXAMPLE"]);
-                (s.clone().router(), s.control.clone())
-            }
-            VendorKind::Tencent => {
-                let s = sim::tencent::TencentSim::new(world, ID, SECRET);
-                (s.clone().router(), s.control.clone())
-            }
-            _ => {
-                let s = sim::cdnetworks::CdnetworksSim::new(world, clock.clone(), ID, SECRET);
-                (s.clone().router(), s.control.clone())
-            }
-        };
+        let sim::Simulated { router, control } = (kind.spec().simulator)(&sim::SimSetup {
+            world,
+            clock: clock.clone(),
+            id: ID.into(),
+            secret: SECRET.into(),
+        });
         let (addr, _) = sim::serve(router).await.unwrap();
         endpoints.push((kind, format!("http://{addr}")));
         controls.push((kind, control));
@@ -88,11 +57,7 @@ async fn start_sims() -> Sims {
 fn config(sims: &Sims, extra: &str) -> String {
     let mut y = String::from("accounts:\n");
     for (kind, endpoint) in &sims.endpoints {
-        let options = match kind {
-            VendorKind::Volcengine => "\n    options: { cloud_account_ids: [probe-cloud-account] }",
-            VendorKind::Cloudfront => "\n    options: { distribution_ids: [EDFDVBD6EXAMPLE] }",
-            _ => "",
-        };
+        let options = kind.spec().demo_options;
         let var = kind.as_str().to_uppercase();
         y.push_str(&format!(
             "  - name: {kind}-acct\n    vendor: {kind}\n    endpoint: {endpoint}\n    credentials: {{ id: {ID}, secret: \"${{PROBE_SECRET_{var}}}\" }}{options}\n"

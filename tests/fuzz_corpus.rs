@@ -16,6 +16,8 @@ const TARGETS: &[(&str, Entry)] = &[
     ("aliyun", fuzzing::aliyun),
     ("ucloud", fuzzing::ucloud),
     ("cdnetworks", fuzzing::cdnetworks),
+    ("tencent", fuzzing::tencent),
+    ("cloudfront", fuzzing::cloudfront),
     ("config", fuzzing::config),
     ("web_config", fuzzing::web_config),
     ("headers_time", fuzzing::headers_time),

@@ -22,7 +22,6 @@ use cdn_task_exporter::server::{self, Limits};
 use cdn_task_exporter::sim::testing::TestingSim;
 use cdn_task_exporter::sim::{Traffic, World};
 use common::{tempdir::TempDir, Exporter};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -95,32 +94,19 @@ fn scrape_client(tls: Option<&Tls>) -> reqwest::Client {
 
 /// Starts the binary with `args` and waits until `/-/ready` answers (over
 /// TLS when `tls` is set).
-async fn start(args: &[&str], tls: Option<&Tls>) -> Exporter {
+async fn start(args_in: &[&str], tls: Option<&Tls>) -> Exporter {
     let dir = TempDir::new("limits");
     let cfg = dir.path().join("config.yml");
     std::fs::write(&cfg, CONFIG).unwrap();
-    let addr = format!("127.0.0.1:{}", common::free_port());
-    let log = dir.path().join("stderr.log");
-    let mut cmd = Command::new(common::binary());
-    cmd.arg("--config.file")
-        .arg(&cfg)
-        .arg("--web.listen-address")
-        .arg(&addr)
-        .args(args);
+    let mut args: Vec<std::ffi::OsString> = vec!["--config.file".into(), cfg.into()];
+    args.extend(args_in.iter().map(Into::into));
     if let Some(t) = tls {
-        cmd.arg("--web.config.file").arg(t.web_config());
+        args.push("--web.config.file".into());
+        args.push(t.web_config().into());
     }
-    let child = cmd
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .expect("start exporter binary");
-    let mut e = Exporter {
-        child,
-        addr,
-        dir,
-        log,
-    };
+    let mut e = tokio::task::spawn_blocking(move || Exporter::spawn_in(dir, &args, &[]))
+        .await
+        .unwrap();
     let client = scrape_client(tls);
     let url = format!("{}/-/ready", base(&e, tls));
     let until = Instant::now() + Duration::from_secs(20);

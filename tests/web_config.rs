@@ -11,7 +11,7 @@ use rcgen::{
 };
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The vendor account points at a closed port: the exporter serves, the
 /// account is simply down.
@@ -117,50 +117,24 @@ impl Pki {
     }
 }
 
-/// Starts the binary with `web` as its web config. Ready once the port
-/// accepts connections (readiness over TLS is what the tests check).
+/// Starts the binary with `web` as its web config. Ready once it has
+/// bound (readiness over TLS is what the tests check).
 fn start(web: &str, extra_args: &[&str]) -> Exporter {
     let dir = TempDir::new("web");
     let cfg = dir.path().join("config.yml");
     std::fs::write(&cfg, CONFIG).unwrap();
     let web_file = dir.path().join("web.yml");
     std::fs::write(&web_file, web).unwrap();
-    let addr = format!("127.0.0.1:{}", common::free_port());
-    let log = dir.path().join("stderr.log");
-    let child = Command::new(common::binary())
-        .arg("--config.file")
-        .arg(&cfg)
-        .arg("--web.listen-address")
-        .arg(&addr)
-        .arg("--web.config.file")
-        .arg(&web_file)
-        .args(["--log.level", "debug"])
-        .args(extra_args)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .expect("start exporter binary");
-    let mut e = Exporter {
-        child,
-        addr,
-        dir,
-        log,
-    };
-    let until = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(Some(status)) = e.child.try_wait() {
-            panic!("exporter exited early with {status}: {}", e.logs());
-        }
-        if std::net::TcpStream::connect(&e.addr).is_ok() {
-            return e;
-        }
-        assert!(
-            Instant::now() < until,
-            "exporter not listening: {}",
-            e.logs()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut args: Vec<std::ffi::OsString> = vec![
+        "--config.file".into(),
+        cfg.into(),
+        "--web.config.file".into(),
+        web_file.into(),
+        "--log.level".into(),
+        "debug".into(),
+    ];
+    args.extend(extra_args.iter().map(Into::into));
+    Exporter::spawn_in(dir, &args, &[])
 }
 
 fn client(pki: &Pki, identity: Option<&str>, max_tls12: bool) -> reqwest::Client {
@@ -422,7 +396,7 @@ fn run_with_web_config(dir: &Path, web: &str) -> (Option<i32>, String) {
         .arg("--config.file")
         .arg(&cfg)
         .arg("--web.listen-address")
-        .arg(format!("127.0.0.1:{}", common::free_port()))
+        .arg("127.0.0.1:0")
         .arg("--web.config.file")
         .arg(&web_file)
         .stdout(Stdio::null())

@@ -142,6 +142,13 @@ pub struct SimSetup {
     pub secret: String,
 }
 
+/// What [`crate::vendors::VendorSpec::simulator`] builds: the simulated
+/// API and the handle tests inject faults through.
+pub struct Simulated {
+    pub router: axum::Router,
+    pub control: Arc<Control>,
+}
+
 impl Default for Traffic {
     fn default() -> Self {
         Traffic {

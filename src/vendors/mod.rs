@@ -93,9 +93,10 @@ pub struct VendorSpec {
     pub task_types: &'static [TaskType],
     /// Validates the account's `options:` block and builds the module.
     pub build: fn(VendorContext, serde_yaml::Value) -> Result<Arc<dyn Vendor>, OptionsError>,
-    /// The simulated API of this vendor (demo, tests, benchmarks).
+    /// The simulated API of this vendor (demo, tests, benchmarks) and its
+    /// fault controls, so tests can start every vendor from the registry.
     #[cfg(feature = "sim")]
-    pub simulator: fn(&crate::sim::SimSetup) -> axum::Router,
+    pub simulator: fn(&crate::sim::SimSetup) -> crate::sim::Simulated,
     /// Extra account YAML (`options:`) the demo's simulator needs, or "".
     pub demo_options: &'static str,
     /// The demo's task rate for this vendor, as a share of the others'.

@@ -56,7 +56,13 @@ pub const SPEC: super::VendorSpec = super::VendorSpec {
         })
     },
     #[cfg(feature = "sim")]
-    simulator: |s| crate::sim::testing::TestingSim::new(s.world.clone(), &s.secret).router(),
+    simulator: |s| {
+        let sim = crate::sim::testing::TestingSim::new(s.world.clone(), &s.secret);
+        crate::sim::Simulated {
+            control: sim.control.clone(),
+            router: sim.router(),
+        }
+    },
     demo_options: "",
     demo_traffic_share: 1.0,
 };

@@ -74,15 +74,27 @@ impl Exporter {
         let dir = tempdir::TempDir::new("bin");
         let cfg = dir.path().join("config.yml");
         std::fs::write(&cfg, config).unwrap();
-        let port = free_port();
-        let addr = format!("127.0.0.1:{port}");
+        let mut args: Vec<std::ffi::OsString> = vec!["--config.file".into(), cfg.into()];
+        args.extend(extra_args.iter().map(Into::into));
+        let mut e = Self::spawn_in(dir, &args, env);
+        e.wait_ready();
+        e
+    }
+
+    /// Starts the binary with `args` (files they name live in `dir`) on
+    /// port 0 and returns once it has bound: the address is the one the
+    /// exporter's "listening" log line reports, so no port is picked by the
+    /// test and released for someone else to take first.
+    pub fn spawn_in(
+        dir: tempdir::TempDir,
+        args: &[std::ffi::OsString],
+        env: &[(&str, &str)],
+    ) -> Exporter {
         let log = dir.path().join("stderr.log");
         let mut cmd = Command::new(binary());
-        cmd.arg("--config.file")
-            .arg(&cfg)
-            .arg("--web.listen-address")
-            .arg(&addr)
-            .args(extra_args);
+        cmd.arg("--web.listen-address")
+            .arg("127.0.0.1:0")
+            .args(args_keeping_listening_line(args));
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -93,15 +105,34 @@ impl Exporter {
             .expect("start exporter binary");
         let mut e = Exporter {
             child,
-            addr,
+            addr: String::new(),
             dir,
             log,
         };
-        e.wait_ready();
+        e.addr = e.wait_bound_address();
         e
     }
 
-    fn wait_ready(&mut self) {
+    /// Polls the log until the "listening" line names the bound address.
+    fn wait_bound_address(&mut self) -> String {
+        let until = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < until {
+            if let Some(addr) = listening_address(&self.logs()) {
+                return addr;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("exporter exited early with {status}: {}", self.logs());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "exporter logged no listening address in 20s: {}",
+            self.logs()
+        );
+    }
+
+    /// Waits until `/-/ready` answers 200 over plain HTTP.
+    pub fn wait_ready(&mut self) {
         let until = Instant::now() + Duration::from_secs(20);
         while Instant::now() < until {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -158,6 +189,52 @@ impl Drop for Exporter {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `args` with a `--log.level` that keeps the "listening" line (info,
+/// target `cdn_task_exporter::app`) whatever level the test asked for.
+fn args_keeping_listening_line(args: &[std::ffi::OsString]) -> Vec<std::ffi::OsString> {
+    let mut level = "info".to_string();
+    let mut kept = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a == "--log.level" {
+            level = it
+                .next()
+                .expect("--log.level value")
+                .to_string_lossy()
+                .into();
+        } else {
+            kept.push(a.clone());
+        }
+    }
+    if ["warn", "error", "off"]
+        .iter()
+        .any(|quiet| level.contains(quiet))
+    {
+        level.push_str(",cdn_task_exporter::app=info");
+    }
+    kept.push("--log.level".into());
+    kept.push(level.into());
+    kept
+}
+
+/// The address in the exporter's "listening" log line, logfmt
+/// (`address=127.0.0.1:1234`) or JSON (`"address":"127.0.0.1:1234"`).
+pub fn listening_address(logs: &str) -> Option<String> {
+    logs.lines()
+        .filter(|l| l.contains("listening"))
+        .find_map(|l| {
+            let rest = l
+                .split_once("address=")
+                .or_else(|| l.split_once("\"address\":\""))?
+                .1;
+            let addr: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '[' | ']'))
+                .collect();
+            (!addr.is_empty()).then_some(addr)
+        })
 }
 
 /// A minimal HTTP/1.1 GET over loopback (std only, so the harness does not

@@ -66,13 +66,16 @@ pub const SPEC: super::VendorSpec = super::VendorSpec {
     },
     #[cfg(feature = "sim")]
     simulator: |s| {
-        crate::sim::cdnetworks::CdnetworksSim::new(
+        let sim = crate::sim::cdnetworks::CdnetworksSim::new(
             s.world.clone(),
             s.clock.clone(),
             &s.id,
             &s.secret,
-        )
-        .router()
+        );
+        crate::sim::Simulated {
+            control: sim.control.clone(),
+            router: sim.router(),
+        }
     },
     demo_options: "",
     demo_traffic_share: 1.0,

@@ -85,13 +85,16 @@ pub const SPEC: super::VendorSpec = super::VendorSpec {
     },
     #[cfg(feature = "sim")]
     simulator: |s| {
-        crate::sim::cloudfront::CloudfrontSim::new(
+        let sim = crate::sim::cloudfront::CloudfrontSim::new(
             s.world.clone(),
             &s.id,
             &s.secret,
             DEMO_DISTRIBUTIONS,
-        )
-        .router()
+        );
+        crate::sim::Simulated {
+            control: sim.control.clone(),
+            router: sim.router(),
+        }
     },
     demo_options: "\n    options: { distribution_ids: [EDEMO1EXAMPLE01, EDEMO2EXAMPLE02] }",
     // Invalidations are rarer (each path costs money), and every new one

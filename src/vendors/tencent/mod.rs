@@ -72,7 +72,13 @@ pub const SPEC: super::VendorSpec = super::VendorSpec {
         Ok(std::sync::Arc::new(TencentVendor::new(ctx, opts)))
     },
     #[cfg(feature = "sim")]
-    simulator: |s| crate::sim::tencent::TencentSim::new(s.world.clone(), &s.id, &s.secret).router(),
+    simulator: |s| {
+        let sim = crate::sim::tencent::TencentSim::new(s.world.clone(), &s.id, &s.secret);
+        crate::sim::Simulated {
+            control: sim.control.clone(),
+            router: sim.router(),
+        }
+    },
     demo_options: "",
     demo_traffic_share: 1.0,
 };

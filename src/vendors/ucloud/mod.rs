@@ -66,7 +66,13 @@ pub const SPEC: super::VendorSpec = super::VendorSpec {
         })
     },
     #[cfg(feature = "sim")]
-    simulator: |s| crate::sim::ucloud::UcloudSim::new(s.world.clone(), &s.id, &s.secret).router(),
+    simulator: |s| {
+        let sim = crate::sim::ucloud::UcloudSim::new(s.world.clone(), &s.id, &s.secret);
+        crate::sim::Simulated {
+            control: sim.control.clone(),
+            router: sim.router(),
+        }
+    },
     demo_options: "",
     demo_traffic_share: 1.0,
 };

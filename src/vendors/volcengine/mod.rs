@@ -69,7 +69,11 @@ pub const SPEC: super::VendorSpec = super::VendorSpec {
     },
     #[cfg(feature = "sim")]
     simulator: |s| {
-        crate::sim::volcengine::VolcengineSim::new(s.world.clone(), &s.id, &s.secret).router()
+        let sim = crate::sim::volcengine::VolcengineSim::new(s.world.clone(), &s.id, &s.secret);
+        crate::sim::Simulated {
+            control: sim.control.clone(),
+            router: sim.router(),
+        }
     },
     demo_options: "\n    options: { cloud_account_ids: [demo-cloud-account] }",
     demo_traffic_share: 1.0,
