@@ -14,6 +14,8 @@
 //! and pinned by fixed test vectors, not `std`'s `DefaultHasher` (whose
 //! algorithm is explicitly unspecified).
 
+use crate::collector::budget;
+use crate::config::Config;
 use std::fmt;
 
 /// This replica's place among `count` shards.
@@ -130,7 +132,10 @@ pub struct Placement {
 
 /// Splits `names` into the ones `shard` owns (indices into `names`) and a
 /// [`Placement`] listing the rest with their owners.
-pub fn place<'a>(shard: Shard, names: impl IntoIterator<Item = &'a str>) -> (Vec<usize>, Placement) {
+pub fn place<'a>(
+    shard: Shard,
+    names: impl IntoIterator<Item = &'a str>,
+) -> (Vec<usize>, Placement) {
     let mut owned = Vec::new();
     let mut unowned = Vec::new();
     for (i, name) in names.into_iter().enumerate() {
@@ -142,6 +147,31 @@ pub fn place<'a>(shard: Shard, names: impl IntoIterator<Item = &'a str>) -> (Vec
         }
     }
     (owned, Placement { shard, unowned })
+}
+
+/// Keeps only the accounts `shard` owns in `config` (the others are never
+/// polled, not even built into the collector) and scales every owned
+/// account's budget by `budget_share`. An error names the account and API
+/// whose limit the share cannot split; every account is checked, owned or
+/// not, so that all replicas given one config agree.
+pub fn partition(config: &mut Config, shard: Shard, budget_share: f64) -> Result<(), String> {
+    for a in &mut config.accounts {
+        let apis = a.kind.apis();
+        for (i, rate) in a.rates.iter_mut().enumerate() {
+            let what = format!("account {:?} API {}", a.name, apis[i].name);
+            *rate = budget::share(*rate, budget_share, &what)?;
+        }
+    }
+    let accounts = std::mem::take(&mut config.accounts);
+    let (owned, placement) = place(shard, accounts.iter().map(|a| a.name.as_str()));
+    config.accounts = accounts
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| owned.binary_search(i).is_ok())
+        .map(|(_, a)| a)
+        .collect();
+    config.placement = placement;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -209,7 +239,12 @@ mod tests {
         );
         let e = Shard::from_hostname("cdn-task-exporter-3", 3).unwrap_err();
         assert!(e.contains("not below --shard.count 3"), "{e}");
-        for bad in ["exporter", "exporter-", "exporter-x1", "exporter-99999999999"] {
+        for bad in [
+            "exporter",
+            "exporter-",
+            "exporter-x1",
+            "exporter-99999999999",
+        ] {
             let e = Shard::from_hostname(bad, 3).unwrap_err();
             assert!(e.contains("does not end in -<number>"), "{bad}: {e}");
         }

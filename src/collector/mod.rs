@@ -313,6 +313,8 @@ pub struct Collector {
     pub clock: SharedClock,
     /// Unix time the collector started.
     pub started: i64,
+    /// This replica's shard and the accounts other shards poll.
+    pub placement: crate::shard::Placement,
 }
 
 impl Collector {
@@ -331,6 +333,7 @@ impl Collector {
             accounts,
             clock,
             started,
+            placement: Default::default(),
         }
     }
 
