@@ -115,7 +115,9 @@ pub async fn serve(
 
 /// Builds the collector for a validated config.
 pub fn collector(config: &Config, transport: Arc<dyn Transport>, clock: SharedClock) -> Collector {
-    Collector::new(config.accounts.clone(), transport, clock)
+    let mut c = Collector::new(config.accounts.clone(), transport, clock);
+    c.placement = config.placement.clone();
+    c
 }
 
 /// The exporter's routes.

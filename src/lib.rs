@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod probe;
 pub mod secret;
 pub mod server;
+pub mod shard;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod task;

@@ -209,6 +209,32 @@ impl Budget {
     }
 }
 
+/// `--budget.share`: the part of each vendor limit this replica may use, so
+/// that replicas polling the same accounts (an HA pair of one shard) stay
+/// within the limit together. Replicas' windows are not aligned, so the
+/// share must leave at least one whole request per window: a 1-per-5-minutes
+/// API at 0.5 would be stretched to 1 per 10 minutes, and two replicas could
+/// still both send inside one 5-minute window. Such a share is refused.
+pub fn share(rate: Rate, share: f64, what: &str) -> Result<Rate, String> {
+    if !(share > 0.0 && share <= 1.0) {
+        return Err(format!("--budget.share {share} is outside (0, 1]"));
+    }
+    if share == 1.0 {
+        return Ok(rate);
+    }
+    let exact = f64::from(rate.requests) * share;
+    if exact < 1.0 {
+        return Err(format!(
+            "--budget.share {share}: {what} allows {rate}, which leaves less than one request \
+             per window for each replica; replicas' windows are not aligned, so together they \
+             could exceed the vendor limit. Run one replica per shard for this account \
+             (--budget.share 1), or use a share of at least {:.3}",
+            1.0 / f64::from(rate.requests)
+        ));
+    }
+    Ok(rate.scaled(share))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,6 +247,34 @@ mod tests {
         let cdn = Rate::new(1, Duration::from_secs(300));
         assert_eq!(cdn.scaled(0.5), Rate::new(1, Duration::from_secs(600)));
         assert_eq!(cdn.scaled(1.0), cdn);
+    }
+
+    #[test]
+    fn shares_split_the_limit_and_refuse_a_rounded_up_share() {
+        let five = Rate::new(5, Duration::from_secs(1));
+        assert_eq!(share(five, 1.0, "x").unwrap(), five);
+        assert_eq!(
+            share(five, 0.5, "x").unwrap(),
+            Rate::new(2, Duration::from_secs(1))
+        );
+        assert_eq!(
+            share(five, 0.2, "x").unwrap(),
+            Rate::new(1, Duration::from_secs(1))
+        );
+        let one = Rate::new(1, Duration::from_secs(300));
+        assert_eq!(share(one, 1.0, "x").unwrap(), one);
+        let e = share(one, 0.5, "account a API list").unwrap_err();
+        assert!(
+            e.contains("account a API list") && e.contains("--budget.share 1"),
+            "{e}"
+        );
+        assert!(share(five, 0.19, "x").is_err());
+        for bad in [0.0, -1.0, 1.5, f64::NAN] {
+            assert!(
+                share(five, bad, "x").unwrap_err().contains("outside"),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -341,6 +341,8 @@ pub struct Collector {
     pub clock: SharedClock,
     /// Unix time the collector started.
     pub started: i64,
+    /// This replica's shard and the accounts other shards poll.
+    pub placement: crate::shard::Placement,
 }
 
 impl Collector {
@@ -359,6 +361,7 @@ impl Collector {
             accounts,
             clock,
             started,
+            placement: Default::default(),
         }
     }
 

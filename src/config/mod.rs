@@ -43,6 +43,8 @@ pub struct Config {
     pub accounts: Vec<AccountConfig>,
     /// Non-fatal adjustments (e.g. a lookback clamped to the vendor's limit).
     pub warnings: Vec<String>,
+    /// Where the accounts other shards poll went ([`crate::shard::partition`]).
+    pub placement: crate::shard::Placement,
 }
 
 /// One validated account: everything the collector needs to run it.
@@ -281,6 +283,7 @@ pub fn parse(
             max_response_bytes,
             accounts,
             warnings: v.warnings,
+            placement: Default::default(),
         })
     } else {
         Err(ConfigErrors(v.errors))
