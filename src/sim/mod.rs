@@ -5,6 +5,7 @@
 //! hold is what black-box tests compare the exporter's output against.
 
 pub mod aliyun;
+pub mod calls;
 pub mod cdnetworks;
 pub mod cloudfront;
 pub mod faults;
