@@ -207,7 +207,7 @@ impl StateStore {
 
     /// Replaces the state of `account` atomically.
     pub fn save(&self, account: &str, fingerprint: &str, body: &[u8]) -> io::Result<()> {
-        write_atomic(&self.state_path(account), &encode(fingerprint, body))
+        replace(&self.state_path(account), &encode(fingerprint, body), true)
     }
 
     /// Removes the files of accounts not in `configured`: their state would
@@ -270,10 +270,19 @@ impl StateStore {
 /// Writes `bytes` to `path` so that a crash leaves the old or the new file:
 /// temp file, fsync, rename, fsync of the directory.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    replace(path, bytes, false)
+}
+
+/// [`write_atomic`]; `state_file` writes are the ones fault injection counts.
+fn replace(path: &Path, bytes: &[u8], state_file: bool) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
     {
         let mut f = File::create(&tmp)?;
-        fault::write(&mut f, bytes)?;
+        if state_file {
+            fault::write(&mut f, bytes)?;
+        } else {
+            f.write_all(bytes)?;
+        }
         f.sync_all()?;
     }
     fs::rename(&tmp, path)?;
@@ -287,8 +296,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
 }
 
 /// Fault injection for the crash tests: `CDN_EXPORTER_STATE_FAULT=abort:N`
-/// makes the N-th state write stop the process half-way through writing its
-/// temp file. Honoured only in builds with the simulators (`sim` feature).
+/// makes the N-th state file write stop the process half-way through
+/// writing its temp file. Honoured only in builds with the simulators (`sim` feature).
 mod fault {
     use std::io::{self, Write};
 

@@ -340,3 +340,160 @@ async fn crash_loop_of_an_aliyun_account_never_exceeds_the_limit() {
         "the vendor never had to refuse"
     );
 }
+
+/// Waits for the process to exit on its own; its status.
+fn wait_exit(exp: &mut Exporter) -> std::process::ExitStatus {
+    let until = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < until {
+        if let Some(s) = exp.child.try_wait().unwrap() {
+            return s;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("exporter did not stop: {}", exp.logs());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_during_a_state_write_the_next_start_reads_the_previous_good_state() {
+    let (_sim, endpoint) = aliyun_world(4, 2).await;
+    let home = Home::new(&aliyun_config(&endpoint, "state_interval: 1s"));
+    tokio::task::block_in_place(|| {
+        // The second periodic write stops the process half-way through
+        // writing its temp file (the fault honoured by sim builds only).
+        let mut exp = home.spawn(&[
+            ("ALIYUN_SECRET", SECRET),
+            ("CDN_EXPORTER_STATE_FAULT", "abort:2"),
+        ]);
+        exp.wait_ready();
+        let _ = exp.scrape_until_synced(&ALIYUN, Duration::from_secs(20));
+        let status = wait_exit(&mut exp);
+        assert!(!status.success(), "aborted mid-write: {status}");
+        assert!(
+            exp.logs().contains("aborting during state write 2"),
+            "{}",
+            exp.logs()
+        );
+        assert_eq!(home.files("tmp").len(), 1, "a torn temp file was left");
+
+        let mut exp = home.spawn(&[("ALIYUN_SECRET", SECRET)]);
+        exp.wait_ready();
+        let logs = exp.logs();
+        assert!(logs.contains("state restored"), "{logs}");
+        assert!(!logs.contains("unusable"), "{logs}");
+        assert!(
+            home.files("tmp").is_empty(),
+            "the torn temp file is removed"
+        );
+        let m = parse_metrics(&exp.scrape_until_synced(&ALIYUN, Duration::from_secs(20)));
+        let mut running = ALIYUN.to_vec();
+        running.extend([("task_type", "refresh_file"), ("status", "running")]);
+        assert_eq!(value(&m, "cdn_tasks", &running), Some(4.0));
+        assert!(sigterm(&mut exp).success());
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damaged_foreign_or_other_config_state_is_named_and_the_account_starts_fresh() {
+    let (_sim, endpoint) = aliyun_world(3, 1).await;
+    let config = aliyun_config(&endpoint, "");
+    let home = Home::new(&config);
+    let env = [("ALIYUN_SECRET", SECRET)];
+    tokio::task::block_in_place(|| {
+        let mut exp = home.spawn(&env);
+        exp.wait_ready();
+        let _ = exp.scrape_until_synced(&ALIYUN, Duration::from_secs(20));
+        assert!(sigterm(&mut exp).success());
+        let state = home.files("state").pop().expect("a state file");
+        let journal = home.files("journal").pop().expect("a journal");
+        let good = std::fs::read(&state).unwrap();
+        let header_end = good.iter().position(|b| *b == b'\n').unwrap();
+
+        let mut flipped = good.clone();
+        let mid = header_end + (good.len() - header_end) / 2;
+        flipped[mid] ^= 0x20;
+        let version = String::from_utf8_lossy(&good).replacen(" 1 ", " 9 ", 1);
+        let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+            (
+                "truncated",
+                good[..good.len() * 2 / 3].to_vec(),
+                "truncated",
+            ),
+            ("corrupt", flipped, "checksum"),
+            ("foreign version", version.into_bytes(), "format version 9"),
+            (
+                "not ours",
+                b"PK\x03\x04 some zip\n".to_vec(),
+                "not a cdn-task-exporter state file",
+            ),
+            ("empty", Vec::new(), "not a cdn-task-exporter state file"),
+        ];
+        for (what, bytes, problem) in cases {
+            std::fs::write(&state, &bytes).unwrap();
+            let mut exp = home.spawn(&env);
+            exp.wait_ready();
+            let lines: Vec<String> = exp
+                .logs()
+                .lines()
+                .filter(|l| l.contains("state file unusable"))
+                .map(str::to_owned)
+                .collect();
+            assert_eq!(lines.len(), 1, "{what}: one line: {}", exp.logs());
+            assert!(
+                lines[0].contains(&state.display().to_string()) && lines[0].contains(problem),
+                "{what}: names the file and says {problem:?}: {}",
+                lines[0]
+            );
+            let m = parse_metrics(&exp.scrape_until_synced(&ALIYUN, Duration::from_secs(20)));
+            assert_eq!(value(&m, "cdn_vendor_up", &ALIYUN), Some(1.0), "{what}");
+            assert!(
+                exp.child.try_wait().unwrap().is_none(),
+                "{what}: still running"
+            );
+            assert!(
+                sigterm(&mut exp).success(),
+                "{what}: exit status unaffected"
+            );
+            assert!(
+                std::fs::read(&state)
+                    .unwrap()
+                    .starts_with(b"cdn-task-exporter-state 1 "),
+                "{what}: a good state is written again"
+            );
+        }
+
+        // A damaged journal: named, the budget starts empty, still running.
+        std::fs::write(&journal, b"\x00\x01garbage").unwrap();
+        // The state of an account no longer configured is dropped.
+        let gone = home.data().join("gone-0badc0de.state");
+        std::fs::write(&gone, b"cdn-task-exporter-state 1 x y 0\n").unwrap();
+        let mut exp = home.spawn(&env);
+        exp.wait_ready();
+        let logs = exp.logs();
+        assert!(
+            logs.lines().any(|l| l.contains("budget journal unusable")
+                && l.contains(&journal.display().to_string())),
+            "{logs}"
+        );
+        assert!(!gone.exists(), "state of an unconfigured account removed");
+        assert!(sigterm(&mut exp).success());
+
+        // Another configuration of the account (task types changed): the
+        // saved cache describes other data.
+        std::fs::write(
+            home.dir.path().join("config.yml"),
+            config.replace("[refresh_file]", "[refresh_file, prefetch]"),
+        )
+        .unwrap();
+        let mut exp = home.spawn(&env);
+        exp.wait_ready();
+        let logs = exp.logs();
+        assert!(
+            logs.lines()
+                .any(|l| l.contains("state file unusable") && l.contains("another configuration")),
+            "{logs}"
+        );
+        assert!(!logs.contains("panicked"));
+        assert!(sigterm(&mut exp).success());
+        assert_no_secret(&home.data());
+    });
+}
