@@ -178,7 +178,7 @@ mod tests {
             kinds.push(text(i, "kind").to_owned());
             let headers = pairs(&i["headers"]);
             let query = pairs(&i["query"]);
-            let time = DateTime::parse_from_rfc3339(&text(i, "timestamp"))
+            let time = DateTime::parse_from_rfc3339(text(i, "timestamp"))
                 .expect("timestamp")
                 .with_timezone(&Utc);
             let (method, host, path) = (text(i, "method"), text(i, "host"), text(i, "path"));
@@ -186,17 +186,17 @@ mod tests {
             let token = i["session_token"].as_str().map(str::to_owned);
             let (region, service) = (text(i, "region"), text(i, "service"));
             let got = sign(&SignInput {
-                method: &method,
-                host: &host,
-                path: &path,
+                method: method,
+                host: host,
+                path: path,
                 query: &query,
                 headers: &headers,
                 body: b"",
-                access_key_id: &ak,
-                secret_access_key: &sk,
+                access_key_id: ak,
+                secret_access_key: sk,
                 session_token: token.as_deref(),
-                region: &region,
-                service: &service,
+                region: region,
+                service: service,
                 time,
             });
             let st = &got.stages;

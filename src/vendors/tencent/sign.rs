@@ -219,13 +219,13 @@ mod tests {
             let (id, key) = (text(i, "secret_id"), text(i, "secret_key"));
             let scope = text(e, "credential_scope");
             let input = SignInput {
-                method: &method,
-                host: &host,
-                path: &path,
-                content_type: &ct,
+                method: method,
+                host: host,
+                path: path,
+                content_type: ct,
                 body: body.as_bytes(),
-                secret_id: &id,
-                secret_key: &key,
+                secret_id: id,
+                secret_key: key,
                 service: scope.split('/').nth(1).expect("service"),
                 timestamp: i["timestamp"].as_i64().expect("timestamp"),
                 unsigned_payload: i["unsigned_payload"].as_bool().expect("flag"),
@@ -270,8 +270,8 @@ mod tests {
             let ours = request_headers(
                 &input,
                 &Common {
-                    action: &text(i, "action"),
-                    version: &text(i, "version"),
+                    action: text(i, "action"),
+                    version: text(i, "version"),
                     region: i["region"].as_str(),
                     token: i["token"].as_str(),
                 },

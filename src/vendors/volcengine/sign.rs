@@ -192,7 +192,7 @@ mod tests {
                 .into_iter()
                 .filter(|(k, _)| !k.eq_ignore_ascii_case("host"))
                 .collect();
-            let time = DateTime::parse_from_rfc3339(&text(i, "timestamp"))
+            let time = DateTime::parse_from_rfc3339(text(i, "timestamp"))
                 .expect("timestamp")
                 .with_timezone(&Utc);
             let body = text(i, "body");
@@ -207,17 +207,17 @@ mod tests {
                 text(i, "service"),
             );
             let got = sign(&SignInput {
-                method: &method,
-                host: &host,
-                path: &path,
+                method: method,
+                host: host,
+                path: path,
                 query: &query,
                 headers: &headers,
                 body: body.as_bytes(),
-                access_key_id: &ak,
-                secret_access_key: &sk,
+                access_key_id: ak,
+                secret_access_key: sk,
                 session_token: token.as_deref(),
-                region: &region,
-                service: &service,
+                region: region,
+                service: service,
                 time,
             });
             let stages: [(&str, &str); 15] = [
@@ -273,9 +273,8 @@ mod tests {
                     .find(|(k, _)| k.eq_ignore_ascii_case(n))
                     .map(|(_, v)| v.clone())
             };
-            let verified =
-                signature_for(&method, &path, &query, &auth, &lookup, body.as_bytes(), &sk)
-                    .unwrap_or_else(|| panic!("case {name}: verifier found the request malformed"));
+            let verified = signature_for(method, path, &query, &auth, &lookup, body.as_bytes(), sk)
+                .unwrap_or_else(|| panic!("case {name}: verifier found the request malformed"));
             assert_eq!(verified.signature, got.signature, "case {name}: verifier");
         }
     }
