@@ -63,7 +63,7 @@ pub struct Cli {
     /// Directory of the state that survives restarts (cache, covered
     /// windows, budget journal); Prometheus' flag name. Default: `data/`
     /// beside the config file. `--storage.path=""` keeps no state.
-    #[arg(long = "storage.path", global = true)]
+    #[arg(long = "storage.path", value_parser = storage_path, global = true)]
     pub storage_path: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
@@ -82,6 +82,12 @@ fn external_url(s: &str) -> Result<String, String> {
     } else {
         Err(format!("{s:?} is not an absolute http:// or https:// URL"))
     }
+}
+
+/// Any path, the empty one included (it turns the state off; clap's path
+/// parser refuses it).
+fn storage_path(s: &str) -> Result<PathBuf, String> {
+    Ok(PathBuf::from(s))
 }
 
 fn positive_duration(s: &str) -> Result<Duration, String> {

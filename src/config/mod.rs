@@ -861,6 +861,20 @@ accounts:
     }
 
     #[test]
+    fn state_interval_defaults_to_a_minute_and_must_be_positive() {
+        let base = "accounts: [{name: a, vendor: testing, credentials: {id: x, secret: y}}]\n";
+        assert_eq!(check(base).unwrap().state_interval, Duration::from_secs(60));
+        let c = check(&format!("state_interval: 15s\n{base}")).unwrap();
+        assert_eq!(c.state_interval, Duration::from_secs(15));
+        let errs = errors(&format!("state_interval: 0s\n{base}"));
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("state_interval") && e.contains("greater than zero")),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
     fn every_error_names_file_account_and_key_and_all_are_reported() {
         let errs = errors(
             r#"
