@@ -192,6 +192,10 @@ async fn sigterm_with_unfinished_tasks_counts_each_finish_once_and_lists_nothing
         let mut exp = home.spawn(&env);
         exp.wait_ready();
         assert!(exp.logs().contains("state restored"), "{}", exp.logs());
+        // A scrape with no time to wait answers from the restored cache
+        // (its refresh goes on in the background), marked not up.
+        let m = parse_metrics(&exp.scrape(Some("0.5")));
+        assert_eq!(value(&m, "cdn_cache_tasks", &ALIYUN), Some(8.0), "{m:?}");
         let mut m = Default::default();
         let counted = eventually(Duration::from_secs(20), || {
             m = scrape(&exp);

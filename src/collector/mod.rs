@@ -193,9 +193,52 @@ impl Account {
         };
         if let Some((s, fp)) = &account.store {
             let max_tasks = account.settings.max_tasks;
-            persist::restore(s, &account.name, fp, account.state.get_mut(), max_tasks);
+            let st = account.state.get_mut();
+            if persist::restore(s, &account.name, fp, st, max_tasks) {
+                // Serve the restored cache at once, as old as it is: up stays
+                // 0 and data age counts from the saved success times until a
+                // refresh answers.
+                let stream_success = st.stream_success.clone();
+                let (type_last_success, last_success) = account.success_times(&stream_success);
+                let st = account.state.get_mut();
+                let snap = Snapshot {
+                    aggregates: st.cache.aggregate(),
+                    cache_tasks: st.cache.len(),
+                    cache_dropped: st.cache.dropped,
+                    type_last_success,
+                    last_success,
+                    ..Snapshot::default()
+                };
+                *account
+                    .snapshot
+                    .get_mut()
+                    .unwrap_or_else(|p| p.into_inner()) = Arc::new(snap);
+            }
         }
         account
+    }
+
+    /// Per watched task type, the oldest success time of the streams
+    /// holding it; and the oldest of those.
+    fn success_times(
+        &self,
+        stream_success: &[Option<i64>],
+    ) -> (Vec<(TaskType, Option<i64>)>, Option<i64>) {
+        let by_type: Vec<(TaskType, Option<i64>)> = self
+            .task_types
+            .iter()
+            .map(|t| {
+                let holding = self
+                    .stream_types
+                    .iter()
+                    .zip(stream_success)
+                    .filter(|(types, _)| types.contains(t))
+                    .map(|(_, s)| *s);
+                (*t, oldest(holding))
+            })
+            .collect();
+        let last = oldest(by_type.iter().map(|(_, s)| *s));
+        (by_type, last)
     }
 
     /// Cancels the refresh in flight, if any (shutdown: the state is then
@@ -315,20 +358,7 @@ impl Account {
             }
             Err(e) => (false, Some(e.to_string())),
         };
-        let type_last_success: Vec<(TaskType, Option<i64>)> = self
-            .task_types
-            .iter()
-            .map(|t| {
-                let holding = self
-                    .stream_types
-                    .iter()
-                    .zip(&st.stream_success)
-                    .filter(|(types, _)| types.contains(t))
-                    .map(|(_, s)| *s);
-                (*t, oldest(holding))
-            })
-            .collect();
-        let last_success = oldest(type_last_success.iter().map(|(_, s)| *s));
+        let (type_last_success, last_success) = self.success_times(&st.stream_success);
         if let Err(e) = &result {
             tracing::warn!(vendor = %self.kind, account = %self.name, outcome = e.outcome.as_str(), error = %e, "refresh failed");
         } else {

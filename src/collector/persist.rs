@@ -42,14 +42,14 @@ pub(super) fn fingerprint(setup: &AccountConfig, streams: usize) -> String {
 
 /// Fills `st` from the saved state of `name`, if there is a usable one;
 /// otherwise one warning naming the file and the problem (nothing when
-/// there is no file: a first start).
+/// there is no file: a first start). True when restored.
 pub(super) fn restore(
     store: &StateStore,
     name: &str,
     fingerprint: &str,
     st: &mut SyncState,
     max_tasks: usize,
-) {
+) -> bool {
     let file = store.state_path(name);
     let saved = store.load(name, fingerprint).and_then(|body| {
         body.map(|b| serde_json::from_slice::<AccountState>(&b))
@@ -62,7 +62,7 @@ pub(super) fn restore(
         other => other,
     };
     match saved {
-        Ok(None) => {}
+        Ok(None) => false,
         Ok(Some(s)) => {
             st.cache = TaskCache::restore(s.cache, max_tasks);
             st.coverage = s.coverage;
@@ -76,9 +76,11 @@ pub(super) fn restore(
                 saved_at = s.saved_at,
                 "state restored"
             );
+            true
         }
         Err(why) => {
             tracing::warn!(account = %name, file = %file.display(), problem = %why, "state file unusable; the account starts fresh");
+            false
         }
     }
 }
