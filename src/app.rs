@@ -96,6 +96,10 @@ pub async fn serve(
     let mut c = Collector::with_state(config.accounts.clone(), transport, clock, store.clone());
     c.placement = config.placement.clone();
     let collector = Arc::new(c);
+    // The state writer: every state_interval, and once more at shutdown
+    // after the refreshes in flight are cancelled. One task does both, so
+    // two writes of one file never overlap (an older one could land last).
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
     let writer = store.is_some().then(|| {
         let collector = collector.clone();
         let every = config.state_interval;
@@ -103,9 +107,16 @@ pub async fn serve(
             let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                tick.tick().await;
-                collector.save_state().await;
+                tokio::select! {
+                    _ = tick.tick() => collector.save_state().await,
+                    _ = stopped.changed() => break,
+                }
             }
+            for a in &collector.accounts {
+                a.stop_refresh();
+            }
+            collector.save_state().await;
+            tracing::info!("state saved");
         })
     });
     let state = AppState {
@@ -134,16 +145,11 @@ pub async fn serve(
         max_connections = opts.limits.max_connections,
         "listening"
     );
-    let collector = state.collector.clone();
     let router = secure(router(state), &web, opts.health_without_auth);
     let served = server::serve(listener, web.tls, router, opts.limits, shutdown).await;
     if let Some(w) = writer {
-        w.abort();
-        for a in &collector.accounts {
-            a.stop_refresh();
-        }
-        collector.save_state().await;
-        tracing::info!("state saved");
+        let _ = stop.send(true);
+        let _ = w.await;
     }
     served?;
     Ok(())

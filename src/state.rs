@@ -275,7 +275,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
 
 /// [`write_atomic`]; `state_file` writes are the ones fault injection counts.
 fn replace(path: &Path, bytes: &[u8], state_file: bool) -> io::Result<()> {
-    let tmp = path.with_extension("tmp");
+    // A temp name of its own per write: the state file and the journal of
+    // an account, or two writes of one file, never share a temp file.
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("state");
+    let tmp = path.with_file_name(format!("{name}.{n}.tmp"));
     {
         let mut f = File::create(&tmp)?;
         if state_file {
