@@ -93,9 +93,9 @@ impl Account {
         let Some((store, fingerprint)) = &self.store else {
             return Ok(());
         };
-        let body = {
+        let saved = {
             let st = self.state.lock().await;
-            let saved = AccountState {
+            AccountState {
                 account: self.name.clone(),
                 vendor: self.kind.as_str().to_owned(),
                 saved_at: self.clock.unix(),
@@ -103,13 +103,17 @@ impl Account {
                 stream_success: st.stream_success.clone(),
                 coverage: st.coverage.clone(),
                 cache: st.cache.export(),
-            };
-            serde_json::to_vec(&saved).map_err(std::io::Error::other)?
+            }
         };
+        // Encoding and writing (hundreds of ms at a million tasks) happen
+        // off the runtime's threads and outside the lock.
         let (store, fp, name) = (store.clone(), fingerprint.clone(), self.name.clone());
-        tokio::task::spawn_blocking(move || store.save(&name, &fp, &body))
-            .await
-            .map_err(std::io::Error::other)??;
+        tokio::task::spawn_blocking(move || {
+            let body = serde_json::to_vec(&saved).map_err(std::io::Error::other)?;
+            store.save(&name, &fp, &body)
+        })
+        .await
+        .map_err(std::io::Error::other)??;
         self.budget.compact_journal();
         Ok(())
     }
