@@ -45,12 +45,17 @@ impl Home {
     /// Starts the binary on this home's config (no `--storage.path`: the
     /// default must work), waiting until it has bound its port.
     fn spawn(&self, env: &[(&str, &str)]) -> Exporter {
-        let args: Vec<std::ffi::OsString> = vec![
+        self.spawn_with(&[], env)
+    }
+
+    fn spawn_with(&self, extra: &[&str], env: &[(&str, &str)]) -> Exporter {
+        let mut args: Vec<std::ffi::OsString> = vec![
             "--config.file".into(),
             self.dir.path().join("config.yml").into(),
             "--log.level".into(),
             "debug".into(),
         ];
+        args.extend(extra.iter().map(Into::into));
         Exporter::spawn_in(TempDir::new("state-run"), &args, env)
     }
 
@@ -499,5 +504,43 @@ async fn damaged_foreign_or_other_config_state_is_named_and_the_account_starts_f
         assert!(!logs.contains("panicked"));
         assert!(sigterm(&mut exp).success());
         assert_no_secret(&home.data());
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_storage_path_keeps_no_state_and_an_explicit_one_is_used() {
+    let (_sim, endpoint) = aliyun_world(1, 1).await;
+    let home = Home::new(&aliyun_config(&endpoint, ""));
+    let env = [("ALIYUN_SECRET", SECRET)];
+    let elsewhere = TempDir::new("state-elsewhere");
+    let explicit = elsewhere.path().join("s");
+    tokio::task::block_in_place(|| {
+        let mut exp = home.spawn_with(&["--storage.path="], &env);
+        exp.wait_ready();
+        let _ = exp.scrape_until_synced(&ALIYUN, Duration::from_secs(20));
+        assert!(sigterm(&mut exp).success());
+        assert!(!home.data().exists(), "no state directory was made");
+        assert!(!exp.logs().contains("state saved"), "{}", exp.logs());
+
+        let arg = format!("--storage.path={}", explicit.display());
+        let mut exp = home.spawn_with(&[&arg], &env);
+        exp.wait_ready();
+        let _ = exp.scrape_until_synced(&ALIYUN, Duration::from_secs(20));
+        assert!(sigterm(&mut exp).success());
+        assert!(!home.data().exists());
+        let names: Vec<String> = std::fs::read_dir(&explicit)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            names
+                .iter()
+                .any(|n| n.starts_with("cn-") && n.ends_with(".state"))
+                && names
+                    .iter()
+                    .any(|n| n.starts_with("cn-") && n.ends_with(".journal")),
+            "{names:?}"
+        );
     });
 }
