@@ -235,7 +235,9 @@ pub struct VendorContext {
 }
 
 /// A created-time window `[from, to)`, Unix seconds UTC.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct Window {
     pub from: i64,
     pub to: i64,
