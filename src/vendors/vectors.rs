@@ -87,3 +87,23 @@ pub fn stage(case: &str, name: &str, got: &str, want: &str) {
         "case {case}: stage {name} differs\n got: {got}\nwant: {want}"
     );
 }
+
+/// Every vendor of the registry signs against committed vectors and has its
+/// page in docs/vendors/, so a new vendor cannot land without them.
+#[test]
+fn every_vendor_of_the_registry_has_vectors_and_a_doc_page() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for kind in super::VendorKind::real() {
+        let set = root.join("testdata/signing").join(kind.as_str());
+        let cases = std::fs::read_dir(&set)
+            .map(|rd| {
+                rd.filter_map(Result::ok)
+                    .filter(|e| e.path().join("case.json").is_file())
+                    .count()
+            })
+            .unwrap_or(0);
+        assert!(cases > 0, "{kind}: no signing vectors in {}", set.display());
+        let doc = root.join("docs/vendors").join(format!("{kind}.md"));
+        assert!(doc.is_file(), "{kind}: no {}", doc.display());
+    }
+}
