@@ -82,17 +82,7 @@ pub fn decode<'a>(fingerprint: &str, bytes: &'a [u8]) -> Result<&'a [u8], Unusab
     let header = std::str::from_utf8(&bytes[..nl]).map_err(|_| Unusable::Foreign)?;
     let body = &bytes[nl + 1..];
     let mut words = header.split(' ');
-    if words.next() != Some(STATE_MAGIC) {
-        return Err(Unusable::Foreign);
-    }
-    match words.next() {
-        Some(v) if v == VERSION.to_string() => {}
-        v => {
-            return Err(Unusable::Version(
-                v.unwrap_or("").chars().take(20).collect(),
-            ))
-        }
-    }
+    check_magic_and_version(&mut words, STATE_MAGIC)?;
     let (Some(fp), Some(sum), Some(len), None) =
         (words.next(), words.next(), words.next(), words.next())
     else {
@@ -353,17 +343,7 @@ fn parse_journal(
     let mut lines = text.split('\n');
     let header = lines.next().unwrap_or("");
     let mut words = header.split(' ');
-    if words.next() != Some(JOURNAL_MAGIC) {
-        return Err(Unusable::Foreign);
-    }
-    match words.next() {
-        Some(v) if v == VERSION.to_string() => {}
-        v => {
-            return Err(Unusable::Version(
-                v.unwrap_or("").chars().take(20).collect(),
-            ))
-        }
-    }
+    check_magic_and_version(&mut words, JOURNAL_MAGIC)?;
     if words.next() != Some(fingerprint) {
         return Err(Unusable::OtherConfig);
     }
@@ -511,6 +491,22 @@ impl Journal {
         }
         *g = None;
         write_atomic(&self.path, text.as_bytes())
+    }
+}
+
+/// The first two words of a header: our magic, then our format version.
+fn check_magic_and_version<'a>(
+    words: &mut impl Iterator<Item = &'a str>,
+    magic: &str,
+) -> Result<(), Unusable> {
+    if words.next() != Some(magic) {
+        return Err(Unusable::Foreign);
+    }
+    match words.next() {
+        Some(v) if v == VERSION.to_string() => Ok(()),
+        v => Err(Unusable::Version(
+            v.unwrap_or("").chars().take(20).collect(),
+        )),
     }
 }
 

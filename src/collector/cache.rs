@@ -380,21 +380,13 @@ mod tests {
 
     #[test]
     fn export_and_restore_keep_keys_ids_and_the_counted_set() {
-        let task = |id: &str, status| Task {
-            id: id.into(),
-            task_type: TaskType::Prefetch,
-            status,
-            url_count: 2,
-            urls: Vec::new(),
-            domain: None,
-            created_at: 100,
-            finished_at: Some(150),
-            progress: Some(0.5),
-            error: None,
-        };
         let mut c = TaskCache::new(10);
-        assert!(c.upsert(&task("done", TaskStatus::Success), 0, 0).is_some());
-        assert!(c.upsert(&task("open", TaskStatus::Running), 1, 0).is_none());
+        assert!(c
+            .upsert(&task("done", TaskStatus::Success, 100), 0, 0)
+            .is_some());
+        assert!(c
+            .upsert(&task("open", TaskStatus::Running, 100), 1, 0)
+            .is_none());
         let saved = c.export();
         let json = serde_json::to_string(&saved).unwrap();
         let back: CacheState = serde_json::from_str(&json).unwrap();
@@ -408,11 +400,12 @@ mod tests {
             .collect();
         assert_eq!(open, vec![("open".to_owned(), 1)]);
         assert!(
-            r.upsert(&task("done", TaskStatus::Success), 0, 0).is_none(),
+            r.upsert(&task("done", TaskStatus::Success, 100), 0, 0)
+                .is_none(),
             "a finish counted before the restart is not counted again"
         );
         assert!(
-            r.upsert(&task("open", TaskStatus::Success), 1, 1_000)
+            r.upsert(&task("open", TaskStatus::Success, 100), 1, 1_000)
                 .is_some(),
             "a task unfinished before the restart counts once when it finishes"
         );
