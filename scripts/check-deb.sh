@@ -60,6 +60,7 @@ for directive in DynamicUser=yes ProtectSystem=strict NoNewPrivileges=yes StateD
                  EnvironmentFile=-/etc/default/cdn-task-exporter; do
   grep -qx "$directive" "$unit" || fail "unit lacks $directive"
 done
+grep -q -- '--storage.path=/var/lib/cdn-task-exporter ' "$unit" || fail "unit does not keep its state in its StateDirectory"
 
 step "systemd-analyze verify"
 # verify insists that ExecStart's binary exists: point a copy of the unit at

@@ -40,6 +40,8 @@ pub struct ServeOptions {
     pub limits: server::Limits,
     /// `--web.external-url`: the base of the links the exporter prints.
     pub external_url: Option<String>,
+    /// `--storage.path`: the state directory, `None` for no state.
+    pub storage: Option<std::path::PathBuf>,
 }
 
 impl Default for ServeOptions {
@@ -49,6 +51,7 @@ impl Default for ServeOptions {
             announce: false,
             limits: server::Limits::default(),
             external_url: None,
+            storage: None,
         }
     }
 }
@@ -101,11 +104,45 @@ pub async fn serve(
     let transport = Arc::new(crate::http::ReqwestTransport::new(
         config.max_response_bytes,
     )?);
-    let collector = Arc::new(collector(
-        &config,
-        transport,
-        Arc::new(crate::clock::SystemClock),
-    ));
+    let clock: crate::clock::SharedClock = Arc::new(crate::clock::SystemClock);
+    let store = opts.storage.as_deref().and_then(|dir| {
+        match crate::state::StateStore::open(dir, clock.clone()) {
+            Ok(s) => {
+                tracing::info!(path = %dir.display(), interval = ?config.state_interval, "state directory");
+                Some(Arc::new(s))
+            }
+            Err(e) => {
+                tracing::warn!(path = %dir.display(), error = %e, "cannot use the state directory; running without state (restarts start fresh)");
+                None
+            }
+        }
+    });
+    let mut c = Collector::with_state(config.accounts.clone(), transport, clock, store.clone());
+    c.placement = config.placement.clone();
+    let collector = Arc::new(c);
+    // The state writer: every state_interval, and once more at shutdown
+    // after the refreshes in flight are cancelled. One task does both, so
+    // two writes of one file never overlap (an older one could land last).
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let writer = store.is_some().then(|| {
+        let collector = collector.clone();
+        let every = config.state_interval;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => collector.save_state().await,
+                    _ = stopped.changed() => break,
+                }
+            }
+            for a in &collector.accounts {
+                a.stop_refresh();
+            }
+            collector.save_state().await;
+            tracing::info!("state saved");
+        })
+    });
     let state = AppState {
         collector,
         scrape_timeout: config.scrape_timeout,
@@ -135,7 +172,12 @@ pub async fn serve(
         "listening"
     );
     let router = secure(router(state), &web, opts.health_without_auth);
-    server::serve(listener, web.tls, router, opts.limits, shutdown).await?;
+    let served = server::serve(listener, web.tls, router, opts.limits, shutdown).await;
+    if let Some(w) = writer {
+        let _ = stop.send(true);
+        let _ = w.await;
+    }
+    served?;
     Ok(())
 }
 

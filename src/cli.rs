@@ -82,6 +82,11 @@ pub struct Cli {
     /// 0 < F <= 1: 1/R when R replicas poll the same shard.
     #[arg(long = "budget.share", default_value_t = 1.0, global = true)]
     budget_share: f64,
+    /// Directory of the state that survives restarts (cache, covered
+    /// windows, budget journal); Prometheus' flag name. Default: `data/`
+    /// beside the config file. `--storage.path=""` keeps no state.
+    #[arg(long = "storage.path", value_parser = storage_path, global = true)]
+    pub storage_path: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -147,6 +152,12 @@ fn external_url(s: &str) -> Result<String, String> {
     }
 }
 
+/// Any path, the empty one included (it turns the state off; clap's path
+/// parser refuses it).
+fn storage_path(s: &str) -> Result<PathBuf, String> {
+    Ok(PathBuf::from(s))
+}
+
 fn positive_duration(s: &str) -> Result<Duration, String> {
     match humantime::parse_duration(s) {
         Ok(d) if d > Duration::ZERO => Ok(d),
@@ -156,6 +167,21 @@ fn positive_duration(s: &str) -> Result<Duration, String> {
 }
 
 impl Cli {
+    /// The state directory: `--storage.path`, else `data/` beside the
+    /// config file; `None` when turned off with an empty value.
+    pub fn storage(&self) -> Option<PathBuf> {
+        match &self.storage_path {
+            Some(p) if p.as_os_str().is_empty() => None,
+            Some(p) => Some(p.clone()),
+            None => Some(
+                self.config_file
+                    .parent()
+                    .unwrap_or(std::path::Path::new(""))
+                    .join("data"),
+            ),
+        }
+    }
+
     /// The HTTP server limits the flags ask for.
     pub fn limits(&self) -> server::Limits {
         server::Limits {
@@ -233,6 +259,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         announce: false,
         external_url: cli.external_url.clone(),
         limits: cli.limits(),
+        storage: None,
     };
     match cli.command {
         Some(Command::Demo {
@@ -299,6 +326,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             };
             logging::init(&cli.log_level, cli.log_format)?;
+            let serve_opts = app::ServeOptions {
+                storage: cli.storage(),
+                ..serve_opts
+            };
             block_on(async {
                 let listener = app::bind(&cli.listen_address).await?;
                 app::serve(config, web, listener, serve_opts, app::shutdown_signal()).await
@@ -424,6 +455,18 @@ mod tests {
             .is_err(),
             "one way to give the index"
         );
+    }
+
+    #[test]
+    fn storage_defaults_beside_the_config_and_an_empty_path_turns_it_off() {
+        let cli = Cli::parse_from(["x", "--config.file", "/etc/e/c.yml"]);
+        assert_eq!(cli.storage(), Some(PathBuf::from("/etc/e/data")));
+        let cli = Cli::parse_from(["x"]);
+        assert_eq!(cli.storage(), Some(PathBuf::from("data")));
+        let cli = Cli::parse_from(["x", "--storage.path=/var/lib/x"]);
+        assert_eq!(cli.storage(), Some(PathBuf::from("/var/lib/x")));
+        let cli = Cli::parse_from(["x", "--storage.path="]);
+        assert_eq!(cli.storage(), None);
     }
 
     #[test]

@@ -234,7 +234,7 @@ fn query_table(kind: VendorKind, variant: usize) -> &'static [Query] {
 
 /// Parses one fuzzed response with one vendor and checks the contract the
 /// driver relies on.
-fn vendor_parse(kind: vendors::VendorKind, data: &[u8]) {
+pub fn vendor_parse(kind: vendors::VendorKind, data: &[u8]) {
     let Some(input) = VendorInput::decode(data) else {
         return;
     };

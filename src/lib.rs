@@ -23,6 +23,7 @@ pub mod server;
 pub mod shard;
 #[cfg(feature = "sim")]
 pub mod sim;
+pub mod state;
 pub mod task;
 pub mod vendors;
 pub mod web;

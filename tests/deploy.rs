@@ -86,6 +86,10 @@ fn dockerfile_builds_on_rust_and_runs_non_root_on_the_exporter_port() {
         "EXPOSE 10052",
         "ENTRYPOINT [\"/usr/local/bin/cdn-task-exporter\"]",
         "--config.file=/etc/cdn-task-exporter/config.yml",
+        // The state directory: writable by nonroot, a volume.
+        "--storage.path=/var/lib/cdn-task-exporter",
+        "COPY --from=build --chown=65532:65532 /state /var/lib/cdn-task-exporter",
+        "VOLUME [\"/var/lib/cdn-task-exporter\"]",
         "ARG FEATURES=\"\"",
         "--features \"${FEATURES}\"",
     ] {

@@ -6,22 +6,35 @@
 //! crash fails this test.
 
 use cdn_task_exporter::fuzzing;
+use cdn_task_exporter::vendors::VendorKind;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
 type Entry = fn(&[u8]);
+/// A target's entry point.
+type Target = Box<dyn Fn(&[u8])>;
 
-const TARGETS: &[(&str, Entry)] = &[
-    ("volcengine", fuzzing::volcengine),
-    ("aliyun", fuzzing::aliyun),
-    ("ucloud", fuzzing::ucloud),
-    ("cdnetworks", fuzzing::cdnetworks),
-    ("tencent", fuzzing::tencent),
-    ("cloudfront", fuzzing::cloudfront),
+/// The targets that are not a vendor's response parser.
+const OTHER_TARGETS: &[(&str, Entry)] = &[
     ("config", fuzzing::config),
     ("web_config", fuzzing::web_config),
     ("headers_time", fuzzing::headers_time),
 ];
+
+/// Every target: one per vendor of the registry (named after it) and the
+/// others, so a new vendor without a corpus fails here.
+fn targets() -> Vec<(String, Target)> {
+    let mut all: Vec<(String, Target)> = VendorKind::real()
+        .map(|kind| {
+            let entry: Target = Box::new(move |d| fuzzing::vendor_parse(kind, d));
+            (kind.as_str().to_owned(), entry)
+        })
+        .collect();
+    for (name, entry) in OTHER_TARGETS {
+        all.push((name.to_string(), Box::new(*entry)));
+    }
+    all
+}
 
 fn files(dir: &Path) -> Vec<PathBuf> {
     let Ok(rd) = std::fs::read_dir(dir) else {
@@ -36,7 +49,7 @@ fn files(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// Runs every file of `dir` through `entry`; returns (files run, failures).
-fn replay(dir: &Path, entry: Entry) -> (usize, Vec<String>) {
+fn replay(dir: &Path, entry: &dyn Fn(&[u8])) -> (usize, Vec<String>) {
     let mut failures = Vec::new();
     let all = files(dir);
     for path in &all {
@@ -54,8 +67,16 @@ fn fuzz_dir() -> PathBuf {
 
 #[test]
 fn every_target_has_a_committed_seed_corpus() {
-    for (target, _) in TARGETS {
-        let n = files(&fuzz_dir().join("corpus").join(target)).len();
+    let manifest = std::fs::read_to_string(fuzz_dir().join("Cargo.toml")).expect("fuzz/Cargo.toml");
+    for (target, _) in targets() {
+        assert!(
+            fuzz_dir()
+                .join(format!("fuzz_targets/{target}.rs"))
+                .is_file()
+                && manifest.contains(&format!("name = \"{target}\"")),
+            "fuzz/fuzz_targets/{target}.rs and its [[bin]] in fuzz/Cargo.toml"
+        );
+        let n = files(&fuzz_dir().join("corpus").join(&target)).len();
         assert!(
             (5..=100).contains(&n),
             "fuzz/corpus/{target} holds {n} files; expected a small seed corpus"
@@ -67,10 +88,10 @@ fn every_target_has_a_committed_seed_corpus() {
 fn committed_corpus_and_crash_inputs_replay_without_panic() {
     let mut failures = Vec::new();
     let mut crashes = 0;
-    for (target, entry) in TARGETS {
-        let (_, f) = replay(&fuzz_dir().join("corpus").join(target), *entry);
+    for (target, entry) in targets() {
+        let (_, f) = replay(&fuzz_dir().join("corpus").join(&target), &entry);
         failures.extend(f);
-        let (n, f) = replay(&fuzz_dir().join("crashes").join(target), *entry);
+        let (n, f) = replay(&fuzz_dir().join("crashes").join(&target), &entry);
         crashes += n;
         failures.extend(f);
     }

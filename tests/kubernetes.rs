@@ -294,6 +294,13 @@ fn the_statefulset_shards_by_ordinal_and_runs_locked_down() {
         .find(|m| m["name"] == claim)
         .expect("the claim is mounted");
     assert_eq!(mount["mountPath"], "/var/lib/cdn-task-exporter");
+    assert!(
+        args.contains(&format!(
+            "--storage.path={}",
+            mount["mountPath"].as_str().unwrap()
+        )),
+        "the state goes to the claim: {args:?}"
+    );
     // The pods are reachable by name through the headless Service.
     let svc = find(&all, "Service", "cdn-task-exporter");
     assert_eq!(svc["spec"]["clusterIP"], "None");

@@ -17,9 +17,15 @@
 //! reached the vendor 0.3 s after it in a 1 s window).
 //!
 //! Time is tokio's monotonic clock, so tests pause and advance it.
+//!
+//! With a state directory, every permit is also appended to the account's
+//! journal ([`crate::state::Journal`]) before the permit is handed out —
+//! fsynced for scarce APIs (a window of a minute or more) — and the next
+//! process starts from it, so restarts cannot spend a window twice.
 
+use crate::state::{Journal, Logged, Recorded};
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -109,7 +115,13 @@ impl Window {
 #[derive(Debug)]
 pub struct Budget {
     windows: Vec<Mutex<Window>>,
+    journal: Option<Arc<Journal>>,
 }
+
+/// Windows this long or longer are scarce: their permits are fsynced to the
+/// journal before the request goes (one lost CDNetworks fetch permit costs
+/// five minutes of data; one second of Aliyun budget costs nothing).
+pub const SCARCE: Duration = Duration::from_secs(60);
 
 impl Budget {
     /// One window per API, in the vendor's API order.
@@ -126,6 +138,77 @@ impl Budget {
                     })
                 })
                 .collect(),
+            journal: None,
+        }
+    }
+
+    /// Journals every permit from now on, starting from what `recorded`
+    /// says the previous process spent (wall-clock times mapped onto the
+    /// monotonic clock; an entry older than the clock's origin has left
+    /// every window anyway). Compacts the journal to that.
+    pub fn with_journal(mut self, journal: Arc<Journal>, recorded: &Recorded) -> Self {
+        let now = Instant::now();
+        let now_ms = journal.now_ms();
+        let to_instant = |ms: i64| {
+            let ago = Duration::from_millis(u64::try_from(now_ms - ms).unwrap_or(0));
+            now.checked_sub(ago)
+        };
+        for (api, w) in self.windows.iter_mut().enumerate() {
+            let w = w.get_mut().unwrap_or_else(|p| p.into_inner());
+            for &ms in recorded.sent.get(api).into_iter().flatten() {
+                if let Some(at) = to_instant(ms) {
+                    let id = w.next_id;
+                    w.next_id += 1;
+                    w.sent.push_back(Entry {
+                        id,
+                        at,
+                        in_flight: false,
+                    });
+                }
+            }
+            w.sent.make_contiguous().sort_by_key(|e| e.at);
+            w.prune(now);
+            if let Some(Some(until)) = recorded.blocked_until.get(api) {
+                let ahead = Duration::from_millis(u64::try_from(until - now_ms).unwrap_or(0));
+                w.blocked_until = Some(now + ahead);
+            }
+        }
+        self.journal = Some(journal);
+        self.compact_journal();
+        self
+    }
+
+    /// Rewrites the journal with the permits still inside their windows.
+    pub fn compact_journal(&self) {
+        let Some(j) = &self.journal else {
+            return;
+        };
+        let now = Instant::now();
+        let now_ms = j.now_ms();
+        let ms = |at: Instant| {
+            if at >= now {
+                now_ms + (at - now).as_millis() as i64
+            } else {
+                now_ms - (now - at).as_millis() as i64
+            }
+        };
+        let mut log = Vec::new();
+        let mut blocked = Vec::new();
+        for (api, w) in self.windows.iter().enumerate() {
+            let mut w = w.lock().unwrap_or_else(|p| p.into_inner());
+            w.prune(now);
+            log.extend(w.sent.iter().map(|e| Logged {
+                api,
+                id: e.id,
+                at_ms: ms(e.at),
+                in_flight: e.in_flight,
+            }));
+            if let Some(b) = w.blocked_until.filter(|b| *b > now) {
+                blocked.push((api, ms(b)));
+            }
+        }
+        if let Err(e) = j.compact(&log, &blocked) {
+            tracing::warn!(error = %e, journal = ?j, "cannot compact the budget journal");
         }
     }
 
@@ -175,6 +258,12 @@ impl Budget {
                         at: now,
                         in_flight: true,
                     });
+                    let durable = w.rate.per >= SCARCE;
+                    drop(w);
+                    // On disk before the request can leave.
+                    if let Some(j) = &self.journal {
+                        j.acquired(api, id, durable);
+                    }
                     return Ok(Permit { api, id });
                 }
                 let wait = slot - now;
@@ -197,6 +286,10 @@ impl Budget {
             e.in_flight = false;
         }
         w.sent.make_contiguous().sort_by_key(|e| e.at);
+        drop(w);
+        if let Some(j) = &self.journal {
+            j.released(permit.api, permit.id);
+        }
     }
 
     /// After a throttling answer: send nothing on `api` for `pause`.
@@ -205,6 +298,11 @@ impl Budget {
         let mut w = self.window(api);
         if w.blocked_until.is_none_or(|b| b < until) {
             w.blocked_until = Some(until);
+            let durable = w.rate.per >= SCARCE;
+            drop(w);
+            if let Some(j) = &self.journal {
+                j.blocked(api, j.now_ms() + pause.as_millis() as i64, durable);
+            }
         }
     }
 }
@@ -365,5 +463,44 @@ mod tests {
         );
         b.release(p);
         assert!(b.wait_time(0) >= Duration::from_secs(1));
+    }
+
+    /// The crash-loop invariant in one process lifetime: a permit taken by
+    /// a process that then dies (never released) still holds the window in
+    /// the next one, which starts from the journal.
+    #[tokio::test(start_paused = true)]
+    async fn a_restarted_budget_starts_from_the_journal() {
+        use crate::clock::{SharedClock, TokioClock};
+        let dir = std::env::temp_dir().join(format!("budget-journal-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let clock: SharedClock = Arc::new(TokioClock::starting_at(1_700_000_000));
+        let store = crate::state::StateStore::open(&dir, clock).unwrap();
+        let rates = [Rate::new(1, Duration::from_secs(300))];
+        let open = || {
+            let (j, rec) = store.journal("cn", "fp", 1);
+            Budget::new(rates).with_journal(Arc::new(j), &rec)
+        };
+        let first = open();
+        let permit = first.acquire(0, Duration::ZERO).await.unwrap();
+        let _killed_in_flight = permit; // never released
+        drop(first);
+        tokio::time::advance(Duration::from_secs(100)).await;
+        let second = open();
+        let wait = second.wait_time(0);
+        assert!(
+            wait >= Duration::from_secs(300),
+            "in flight at the stop: a full window from the restart, got {wait:?}"
+        );
+        tokio::time::advance(wait).await;
+        let p = second.acquire(0, Duration::ZERO).await.unwrap();
+        second.release(p);
+        tokio::time::advance(Duration::from_secs(10)).await;
+        let third = open();
+        let wait = third.wait_time(0);
+        assert!(
+            wait > Duration::from_secs(290) && wait <= Duration::from_secs(294),
+            "released: the window counts from the answer, got {wait:?}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

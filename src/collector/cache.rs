@@ -5,8 +5,14 @@
 //! only still-unfinished tasks keep their id text, because only they are ever
 //! requested again. Finished tasks never change, so they are never fetched
 //! again — their entry only serves the counts and the dedupe.
+//!
+//! The key is SipHash-2-4 under a random per-cache seed: keyed, so vendor
+//! ids cannot be chosen to collide, and a fixed algorithm, so a cache saved
+//! to disk ([`TaskCache::export`]) keeps matching ids after a restart (and a
+//! toolchain upgrade) when the seed is saved with it.
 
 use crate::task::{Task, TaskStatus, TaskType};
+use serde::{Deserialize, Serialize};
 use std::collections::hash_map::{Entry, RandomState};
 use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
@@ -123,10 +129,25 @@ impl Aggregates {
     }
 }
 
+/// One cached task on disk: key, created, finish offset, URLs, progress,
+/// type, status, stream (a tuple: a JSON array, not an object, per task).
+pub type SavedTask = (u64, i64, u32, u32, u16, u8, u8, u8);
+
+/// A [`TaskCache`] on disk.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CacheState {
+    /// The key seed: the saved keys are only valid under it.
+    pub seed: [u64; 2],
+    pub tasks: Vec<SavedTask>,
+    /// Id text of the unfinished tasks, by key.
+    pub unfinished: Vec<(u64, String)>,
+    pub dropped: u64,
+}
+
 /// The tasks of one account.
 #[derive(Debug)]
 pub struct TaskCache {
-    hasher: RandomState,
+    seed: (u64, u64),
     tasks: IdMap<CachedTask>,
     /// Id text of unfinished tasks, for re-checks.
     unfinished: IdMap<Box<str>>,
@@ -139,7 +160,10 @@ impl TaskCache {
     /// A cache holding at most `cap` tasks.
     pub fn new(cap: usize) -> Self {
         TaskCache {
-            hasher: RandomState::new(),
+            seed: (
+                RandomState::new().hash_one(0u8),
+                RandomState::new().hash_one(1u8),
+            ),
             tasks: IdMap::default(),
             unfinished: IdMap::default(),
             cap: cap.max(1),
@@ -159,7 +183,80 @@ impl TaskCache {
 
     /// The key of a task id.
     pub fn key(&self, id: &str) -> u64 {
-        self.hasher.hash_one(id)
+        #[allow(deprecated)] // SipHasher is SipHash-2-4, a fixed algorithm.
+        let mut h = std::hash::SipHasher::new_with_keys(self.seed.0, self.seed.1);
+        h.write(id.as_bytes());
+        h.finish()
+    }
+
+    /// Everything the cache knows, for the state file.
+    pub fn export(&self) -> CacheState {
+        let mut tasks: Vec<SavedTask> = self
+            .tasks
+            .iter()
+            .map(|(k, t)| {
+                (
+                    *k,
+                    t.created_at,
+                    t.finish_offset,
+                    t.url_count,
+                    t.progress,
+                    t.task_type,
+                    t.status,
+                    t.stream,
+                )
+            })
+            .collect();
+        tasks.sort_unstable_by_key(|t| (t.1, t.0));
+        let mut unfinished: Vec<(u64, String)> = self
+            .unfinished
+            .iter()
+            .map(|(k, id)| (*k, id.to_string()))
+            .collect();
+        unfinished.sort_unstable();
+        CacheState {
+            seed: [self.seed.0, self.seed.1],
+            tasks,
+            unfinished,
+            dropped: self.dropped,
+        }
+    }
+
+    /// The cache `saved` describes, within `cap` (the oldest beyond it are
+    /// evicted as usual). Entries out of range are skipped.
+    pub fn restore(saved: CacheState, cap: usize) -> Self {
+        let mut c = TaskCache::new(cap);
+        c.seed = (saved.seed[0], saved.seed[1]);
+        c.dropped = saved.dropped;
+        for (key, created_at, finish_offset, url_count, progress, ty, status, stream) in saved.tasks
+        {
+            if TaskType::from_index(ty.into()).is_none()
+                || TaskStatus::from_index(status.into()).is_none()
+            {
+                continue;
+            }
+            if c.tasks.len() >= c.cap {
+                c.evict_oldest();
+            }
+            c.tasks.insert(
+                key,
+                CachedTask {
+                    created_at,
+                    finish_offset,
+                    url_count,
+                    progress,
+                    task_type: ty,
+                    status,
+                    stream,
+                },
+            );
+        }
+        for (key, id) in saved.unfinished {
+            if c.tasks.get(&key).is_some_and(|t| !t.status().is_finished()) {
+                c.unfinished.insert(key, id.into_boxed_str());
+            }
+        }
+        c
     }
 
     /// Inserts or updates a task. Returns the finish event when this is the
@@ -280,6 +377,40 @@ impl TaskCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn export_and_restore_keep_keys_ids_and_the_counted_set() {
+        let mut c = TaskCache::new(10);
+        assert!(c
+            .upsert(&task("done", TaskStatus::Success, 100), 0, 0)
+            .is_some());
+        assert!(c
+            .upsert(&task("open", TaskStatus::Running, 100), 1, 0)
+            .is_none());
+        let saved = c.export();
+        let json = serde_json::to_string(&saved).unwrap();
+        let back: CacheState = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, saved);
+        let mut r = TaskCache::restore(back, 10);
+        assert_eq!(r.len(), 2);
+        assert_eq!(r.aggregate(), c.aggregate());
+        let open: Vec<_> = r
+            .unfinished()
+            .map(|(_, id, t)| (id.to_owned(), t.stream))
+            .collect();
+        assert_eq!(open, vec![("open".to_owned(), 1)]);
+        assert!(
+            r.upsert(&task("done", TaskStatus::Success, 100), 0, 0)
+                .is_none(),
+            "a finish counted before the restart is not counted again"
+        );
+        assert!(
+            r.upsert(&task("open", TaskStatus::Success, 100), 1, 1_000)
+                .is_some(),
+            "a task unfinished before the restart counts once when it finishes"
+        );
+        assert_eq!(TaskCache::restore(c.export(), 1).len(), 1, "the cap holds");
+    }
 
     fn task(id: &str, status: TaskStatus, created: i64) -> Task {
         Task {

@@ -8,7 +8,7 @@
 use crate::vendors::Window;
 
 /// Uncovered windows of one stream, newest first after [`Coverage::advance`].
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Coverage {
     gaps: Vec<Window>,
     synced_until: Option<i64>,

@@ -12,6 +12,7 @@ pub mod budget;
 pub mod cache;
 pub mod coverage;
 pub mod details;
+mod persist;
 pub mod stats;
 mod sync;
 
@@ -20,6 +21,7 @@ pub use sync::ProbeResult;
 use crate::clock::SharedClock;
 use crate::config::AccountConfig;
 use crate::http::Transport;
+use crate::state::StateStore;
 use crate::task::TaskType;
 use crate::vendors::{Quota, Stream, Vendor, VendorKind};
 use budget::{Budget, Rate};
@@ -129,6 +131,8 @@ pub struct Account {
     /// Failed, unfinished and recent tasks with their URLs (`/api/v1/tasks`).
     pub details: Mutex<details::DetailStore>,
     flight: Mutex<Flight>,
+    /// The state directory and this account's config fingerprint.
+    store: Option<(Arc<StateStore>, String)>,
 }
 
 impl std::fmt::Debug for Account {
@@ -141,10 +145,21 @@ impl std::fmt::Debug for Account {
 }
 
 impl Account {
-    fn new(setup: AccountConfig, transport: Arc<dyn Transport>, clock: SharedClock) -> Self {
+    fn new(
+        setup: AccountConfig,
+        transport: Arc<dyn Transport>,
+        clock: SharedClock,
+        store: Option<&Arc<StateStore>>,
+    ) -> Self {
         let apis = setup.kind.apis();
         let streams = setup.vendor.streams(&setup.task_types);
-        Account {
+        let store = store.map(|s| (s.clone(), persist::fingerprint(&setup, streams.len())));
+        let mut budget = Budget::new(setup.rates.iter().copied());
+        if let Some((s, fp)) = &store {
+            let (journal, recorded) = s.journal(&setup.name, fp, setup.rates.len());
+            budget = budget.with_journal(Arc::new(journal), &recorded);
+        }
+        let mut account = Account {
             api_names: apis.iter().map(|a| a.name).collect(),
             stream_types: streams
                 .iter()
@@ -152,7 +167,7 @@ impl Account {
                 .collect(),
             stats: ApiStats::new(apis.len()),
             durations: TaskDurations::new(&setup.task_types),
-            budget: Budget::new(setup.rates.iter().copied()),
+            budget,
             state: tokio::sync::Mutex::new(SyncState {
                 cache: TaskCache::new(setup.settings.max_tasks),
                 coverage: vec![Coverage::default(); streams.len()],
@@ -174,6 +189,65 @@ impl Account {
             vendor: setup.vendor,
             transport,
             clock,
+            store,
+        };
+        if let Some((s, fp)) = &account.store {
+            let max_tasks = account.settings.max_tasks;
+            let st = account.state.get_mut();
+            if persist::restore(s, &account.name, fp, st, max_tasks) {
+                // Serve the restored cache at once, as old as it is: up stays
+                // 0 and data age counts from the saved success times until a
+                // refresh answers.
+                let stream_success = st.stream_success.clone();
+                let (type_last_success, last_success) = account.success_times(&stream_success);
+                let st = account.state.get_mut();
+                let snap = Snapshot {
+                    aggregates: st.cache.aggregate(),
+                    cache_tasks: st.cache.len(),
+                    cache_dropped: st.cache.dropped,
+                    type_last_success,
+                    last_success,
+                    ..Snapshot::default()
+                };
+                *account
+                    .snapshot
+                    .get_mut()
+                    .unwrap_or_else(|p| p.into_inner()) = Arc::new(snap);
+            }
+        }
+        account
+    }
+
+    /// Per watched task type, the oldest success time of the streams
+    /// holding it; and the oldest of those.
+    fn success_times(
+        &self,
+        stream_success: &[Option<i64>],
+    ) -> (Vec<(TaskType, Option<i64>)>, Option<i64>) {
+        let by_type: Vec<(TaskType, Option<i64>)> = self
+            .task_types
+            .iter()
+            .map(|t| {
+                let holding = self
+                    .stream_types
+                    .iter()
+                    .zip(stream_success)
+                    .filter(|(types, _)| types.contains(t))
+                    .map(|(_, s)| *s);
+                (*t, oldest(holding))
+            })
+            .collect();
+        let last = oldest(by_type.iter().map(|(_, s)| *s));
+        (by_type, last)
+    }
+
+    /// Cancels the refresh in flight, if any (shutdown: the state is then
+    /// saved as of the last completed request; a cancelled listing is
+    /// listed again after the restart).
+    pub fn stop_refresh(&self) {
+        let f = self.flight.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((handle, _)) = &f.running {
+            handle.abort();
         }
     }
 
@@ -284,20 +358,7 @@ impl Account {
             }
             Err(e) => (false, Some(e.to_string())),
         };
-        let type_last_success: Vec<(TaskType, Option<i64>)> = self
-            .task_types
-            .iter()
-            .map(|t| {
-                let holding = self
-                    .stream_types
-                    .iter()
-                    .zip(&st.stream_success)
-                    .filter(|(types, _)| types.contains(t))
-                    .map(|(_, s)| *s);
-                (*t, oldest(holding))
-            })
-            .collect();
-        let last_success = oldest(type_last_success.iter().map(|(_, s)| *s));
+        let (type_last_success, last_success) = self.success_times(&st.stream_success);
         if let Err(e) = &result {
             tracing::warn!(vendor = %self.kind, account = %self.name, outcome = e.outcome.as_str(), error = %e, "refresh failed");
         } else {
@@ -352,16 +413,48 @@ impl Collector {
         transport: Arc<dyn Transport>,
         clock: SharedClock,
     ) -> Self {
+        Self::with_state(setups, transport, clock, None)
+    }
+
+    /// As [`Collector::new`], with the accounts' state restored from (and
+    /// their budgets journalled to) `store`; state of accounts no longer
+    /// configured is removed.
+    pub fn with_state(
+        setups: Vec<AccountConfig>,
+        transport: Arc<dyn Transport>,
+        clock: SharedClock,
+        store: Option<Arc<StateStore>>,
+    ) -> Self {
         let started = clock.unix();
+        if let Some(s) = &store {
+            s.prune(&setups.iter().map(|a| a.name.as_str()).collect::<Vec<_>>());
+        }
         let accounts = setups
             .into_iter()
-            .map(|s| Arc::new(Account::new(s, Arc::clone(&transport), Arc::clone(&clock))))
+            .map(|s| {
+                Arc::new(Account::new(
+                    s,
+                    Arc::clone(&transport),
+                    Arc::clone(&clock),
+                    store.as_ref(),
+                ))
+            })
             .collect();
         Collector {
             accounts,
             clock,
             started,
             placement: Default::default(),
+        }
+    }
+
+    /// Writes every account's state file (a failure is logged and the
+    /// others are still written).
+    pub async fn save_state(&self) {
+        for a in &self.accounts {
+            if let Err(e) = a.save_state().await {
+                tracing::warn!(account = %a.name, error = %e, "cannot write the state file");
+            }
         }
     }
 

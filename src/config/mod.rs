@@ -40,6 +40,10 @@ pub struct Config {
     pub scrape_timeout_margin: Duration,
     /// Largest vendor response body accepted.
     pub max_response_bytes: usize,
+    /// How often the state files are written (`--storage.path`); they are
+    /// also written on shutdown. A SIGKILL loses at most this much: finishes
+    /// seen since the last write may be counted again after the restart.
+    pub state_interval: Duration,
     pub accounts: Vec<AccountConfig>,
     /// Non-fatal adjustments (e.g. a lookback clamped to the vendor's limit).
     pub warnings: Vec<String>,
@@ -243,6 +247,11 @@ pub fn parse(
         top.scrape_timeout_margin.as_deref(),
         Duration::from_millis(500),
     );
+    let state_interval = v.duration(
+        "state_interval",
+        top.state_interval.as_deref(),
+        Duration::from_secs(60),
+    );
     let max_response_bytes = top.max_response_bytes.unwrap_or(16 << 20);
     if !(1024..=1 << 30).contains(&max_response_bytes) {
         v.error(
@@ -281,6 +290,7 @@ pub fn parse(
             scrape_timeout,
             scrape_timeout_margin,
             max_response_bytes,
+            state_interval,
             accounts,
             warnings: v.warnings,
             placement: Default::default(),
@@ -848,6 +858,20 @@ accounts:
             .iter()
             .map(|e| e.to_string())
             .collect()
+    }
+
+    #[test]
+    fn state_interval_defaults_to_a_minute_and_must_be_positive() {
+        let base = "accounts: [{name: a, vendor: testing, credentials: {id: x, secret: y}}]\n";
+        assert_eq!(check(base).unwrap().state_interval, Duration::from_secs(60));
+        let c = check(&format!("state_interval: 15s\n{base}")).unwrap();
+        assert_eq!(c.state_interval, Duration::from_secs(15));
+        let errs = errors(&format!("state_interval: 0s\n{base}"));
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("state_interval") && e.contains("greater than zero")),
+            "{errs:?}"
+        );
     }
 
     #[test]

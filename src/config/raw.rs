@@ -49,6 +49,7 @@ pub struct RawTop {
     pub scrape_timeout: Option<String>,
     pub scrape_timeout_margin: Option<String>,
     pub max_response_bytes: Option<usize>,
+    pub state_interval: Option<String>,
     #[serde(default)]
     pub defaults: serde_yaml::Value,
     #[serde(default)]

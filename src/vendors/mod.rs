@@ -21,6 +21,8 @@ pub mod tencent;
 #[cfg(feature = "sim")]
 pub mod testing;
 pub mod ucloud;
+#[cfg(test)]
+pub(crate) mod vectors;
 pub mod volcengine;
 
 pub use crate::api::{ApiSpec, Outcome, Rate};
@@ -233,7 +235,9 @@ pub struct VendorContext {
 }
 
 /// A created-time window `[from, to)`, Unix seconds UTC.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct Window {
     pub from: i64,
     pub to: i64,
