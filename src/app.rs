@@ -56,6 +56,30 @@ impl Default for ServeOptions {
     }
 }
 
+/// Where the config comes from and how this replica cuts it: the file, its
+/// shard and its budget share. One loader for `serve`, `check-config`,
+/// `check-credentials` and a reload, so that all of them see the same
+/// accounts with the same budgets.
+#[derive(Debug, Clone)]
+pub struct ConfigSource {
+    pub path: std::path::PathBuf,
+    pub shard: crate::shard::Shard,
+    /// `--budget.share`, in (0, 1].
+    pub budget_share: f64,
+}
+
+impl ConfigSource {
+    /// Reads and validates the file, then keeps only this shard's accounts
+    /// with their budgets scaled by the share. The error is the whole
+    /// message to print (file and key, or the flag at fault).
+    pub fn load(&self) -> Result<Config, String> {
+        let mut config = crate::config::load(&self.path).map_err(|e| e.to_string())?;
+        crate::shard::partition(&mut config, self.shard, self.budget_share)
+            .map_err(|e| format!("{}: {e}", self.path.display()))?;
+        Ok(config)
+    }
+}
+
 /// Binds the listen address (`host:port`; port 0 picks a free one, and the
 /// bound address is logged by `serve`).
 pub async fn bind(address: &str) -> anyhow::Result<tokio::net::TcpListener> {
@@ -138,6 +162,8 @@ pub async fn serve(
     tracing::info!(
         address = %addr,
         accounts = config.accounts.len(),
+        shard = %config.placement.shard,
+        other_shards_accounts = config.placement.unowned.len(),
         tls = web.tls.is_some(),
         basic_auth = !web.basic_auth_users.is_empty(),
         read_header_timeout = ?opts.limits.read_header_timeout,

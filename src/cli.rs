@@ -4,7 +4,9 @@
 //! config file, web config or demo options — fix the input and retry); 1 a
 //! runtime failure (cannot bind, runtime error).
 
-use crate::{app, config, logging, probe, server, web_config};
+use crate::config::Config;
+use crate::shard::Shard;
+use crate::{app, logging, probe, server, web_config};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -60,6 +62,26 @@ pub struct Cli {
     /// links the exporter prints. Links only: routes keep no prefix.
     #[arg(long = "web.external-url", value_parser = external_url, global = true)]
     pub external_url: Option<String>,
+    /// This replica's shard, numbered from 0 (below --shard.count). Each
+    /// shard polls only the accounts it owns.
+    #[arg(
+        long = "shard.index",
+        global = true,
+        conflicts_with = "shard_index_from_hostname"
+    )]
+    shard_index: Option<u32>,
+    /// Number of shards the accounts are split across (rendezvous hashing
+    /// of the account name).
+    #[arg(long = "shard.count", default_value_t = 1, global = true)]
+    shard_count: u32,
+    /// Take --shard.index from the trailing -<n> of the hostname (a
+    /// StatefulSet pod's ordinal), so one manifest serves every replica.
+    #[arg(long = "shard.index-from-hostname", global = true)]
+    shard_index_from_hostname: bool,
+    /// Part of every account's vendor limit this replica may use,
+    /// 0 < F <= 1: 1/R when R replicas poll the same shard.
+    #[arg(long = "budget.share", default_value_t = 1.0, global = true)]
+    budget_share: f64,
     /// Directory of the state that survives restarts (cache, covered
     /// windows, budget journal); Prometheus' flag name. Default: `data/`
     /// beside the config file. `--storage.path=""` keeps no state.
@@ -67,6 +89,52 @@ pub struct Cli {
     pub storage_path: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+/// The name this host goes by: `$HOSTNAME` (set in every Kubernetes pod),
+/// else the kernel's.
+fn hostname() -> Result<String, String> {
+    if let Some(h) = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.trim().is_empty())
+    {
+        return Ok(h.trim().to_owned());
+    }
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| {
+            "--shard.index-from-hostname: cannot read the hostname ($HOSTNAME is unset and \
+             /proc/sys/kernel/hostname unreadable); pass --shard.index instead"
+                .to_owned()
+        })
+}
+
+/// The config file and this replica's cut of it, from the flags.
+pub fn config_source(cli: &Cli) -> Result<app::ConfigSource, String> {
+    let f = cli.budget_share;
+    if !(f > 0.0 && f <= 1.0) {
+        return Err(format!(
+            "--budget.share {f} is outside (0, 1]: give 1/R for R replicas of one shard"
+        ));
+    }
+    let shard = if cli.shard_index_from_hostname {
+        Shard::from_hostname(&hostname()?, cli.shard_count)?
+    } else {
+        Shard::new(cli.shard_index.unwrap_or(0), cli.shard_count)?
+    };
+    Ok(app::ConfigSource {
+        path: cli.config_file.clone(),
+        shard,
+        budget_share: f,
+    })
+}
+
+/// Loads the config the flags name, cut to this replica's shard and
+/// budget share: what `serve`, `check-config` and `check-credentials` run on.
+pub fn load_config(cli: &Cli) -> Result<Config, String> {
+    config_source(cli)?.load()
 }
 
 /// An absolute http(s) URL, kept without its trailing slash.
@@ -212,7 +280,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             },
             serve_opts,
         ),
-        Some(Command::CheckCredentials) => match config::load(&cli.config_file) {
+        Some(Command::CheckCredentials) => match load_config(&cli) {
             Ok(config) => probe::run(&config),
             Err(e) => {
                 eprintln!("{e}");
@@ -220,7 +288,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         },
         Some(Command::CheckConfig) => {
-            let config = match config::load(&cli.config_file) {
+            let config = match load_config(&cli) {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("{e}");
@@ -230,15 +298,27 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             for w in &config.warnings {
                 eprintln!("warning: {w}");
             }
-            println!(
-                "{}: configuration OK ({} accounts)",
-                cli.config_file.display(),
-                config.accounts.len()
-            );
+            let p = &config.placement;
+            if p.shard.count > 1 {
+                println!(
+                    "{}: configuration OK ({} accounts; shard {} owns {}, {} owned by other shards)",
+                    cli.config_file.display(),
+                    config.accounts.len() + p.unowned.len(),
+                    p.shard,
+                    config.accounts.len(),
+                    p.unowned.len()
+                );
+            } else {
+                println!(
+                    "{}: configuration OK ({} accounts)",
+                    cli.config_file.display(),
+                    config.accounts.len()
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         None => {
-            let config = match config::load(&cli.config_file) {
+            let config = match load_config(&cli) {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("{e}");
@@ -341,6 +421,40 @@ mod tests {
     fn flag_defaults_are_the_server_defaults() {
         let cli = Cli::parse_from(["cdn-task-exporter"]);
         assert_eq!(cli.limits(), server::Limits::default());
+    }
+
+    #[test]
+    fn shard_flags_name_themselves_when_wrong() {
+        let src = |args: &[&str]| {
+            let mut all = vec!["cdn-task-exporter"];
+            all.extend_from_slice(args);
+            config_source(&Cli::try_parse_from(all).unwrap())
+        };
+        let s = src(&["--shard.index=2", "--shard.count=3", "--budget.share=0.5"]).unwrap();
+        assert_eq!(s.shard, Shard::new(2, 3).unwrap());
+        assert_eq!(s.budget_share, 0.5);
+        assert_eq!(src(&[]).unwrap().shard, Shard::default());
+        let e = src(&["--shard.index=3", "--shard.count=3"]).unwrap_err();
+        assert!(
+            e.contains("--shard.index 3") && e.contains("--shard.count 3"),
+            "{e}"
+        );
+        assert!(src(&["--shard.count=0"])
+            .unwrap_err()
+            .contains("--shard.count"));
+        for bad in ["0", "1.5", "-0.5", "NaN"] {
+            let e = src(&[&format!("--budget.share={bad}")]).unwrap_err();
+            assert!(e.contains("--budget.share"), "{bad}: {e}");
+        }
+        assert!(
+            Cli::try_parse_from([
+                "cdn-task-exporter",
+                "--shard.index=1",
+                "--shard.index-from-hostname"
+            ])
+            .is_err(),
+            "one way to give the index"
+        );
     }
 
     #[test]

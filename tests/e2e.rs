@@ -18,12 +18,12 @@ use cdn_task_exporter::demo::{self, DemoOptions};
 use cdn_task_exporter::sim::SimTask;
 use cdn_task_exporter::task::TaskType;
 use cdn_task_exporter::vendors::VendorKind;
-use common::{free_port, http_get, repo, tempdir::TempDir, Exporter};
+use common::prom::{on_path, prom_api, prom_query, Proc};
+use common::{free_port, repo, tempdir::TempDir, Exporter};
 use serde_json::Value;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -38,80 +38,6 @@ const DASHBOARD_TIMEOUT: Duration = Duration::from_secs(30);
 /// The recording group runs every 1m: its first evaluation comes at most one
 /// interval after Prometheus starts.
 const RULES_TIMEOUT_AFTER_START: Duration = Duration::from_secs(75);
-
-// ---------------------------------------------------------------- processes
-
-/// A child process that is killed and reaped on drop, even when the test
-/// panics. Its stdout and stderr go to a log file.
-struct Proc {
-    name: &'static str,
-    child: Child,
-    log: PathBuf,
-}
-
-impl Proc {
-    fn spawn(name: &'static str, program: &str, args: &[String], log: PathBuf) -> Proc {
-        let out = std::fs::File::create(&log).unwrap();
-        let child = Command::new(program)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {program}: {e}; run scripts/install-deps.sh"));
-        Proc { name, child, log }
-    }
-
-    /// The last lines the process logged.
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        let from = lines.len().saturating_sub(30);
-        format!(
-            "--- last lines of {} log ({}) ---\n{}",
-            self.name,
-            self.log.display(),
-            lines[from..].join("\n")
-        )
-    }
-
-    /// Panics (with its log) if the process has exited.
-    fn assert_running(&mut self) {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            panic!("{} exited with {status}\n{}", self.name, self.log_tail());
-        }
-    }
-
-    /// Waits until `GET path` on `addr` answers 200.
-    fn wait_ready(&mut self, addr: &str, path: &str, timeout: Duration) {
-        let until = Instant::now() + timeout;
-        while Instant::now() < until {
-            self.assert_running();
-            if matches!(http_get(addr, path, &[]), Ok((200, _))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!(
-            "{} not ready on {addr} within {timeout:?}\n{}",
-            self.name,
-            self.log_tail()
-        );
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn on_path(tool: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-        .unwrap_or(false)
-}
 
 // ------------------------------------------------------------------ webhook
 
@@ -202,33 +128,6 @@ impl Drop for Webhook {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-    }
-}
-
-// --------------------------------------------------------------- Prometheus
-
-/// `GET /api/v1/...` on Prometheus, parsed; `Err` with the reason otherwise.
-fn prom_api(addr: &str, path: &str) -> Result<Value, String> {
-    let (status, body) = http_get(addr, path, &[]).map_err(|e| format!("GET {path}: {e}"))?;
-    let v: Value =
-        serde_json::from_str(&body).map_err(|e| format!("GET {path}: {status}, {e}: {body}"))?;
-    if status != 200 || v["status"] != "success" {
-        return Err(format!("GET {path}: {status}: {body}"));
-    }
-    Ok(v["data"].clone())
-}
-
-/// The result of an instant query (vector or matrix series).
-fn prom_query(addr: &str, expr: &str) -> Result<Vec<Value>, String> {
-    let q = percent_encoding::utf8_percent_encode(expr, percent_encoding::NON_ALPHANUMERIC);
-    let data = prom_api(addr, &format!("/api/v1/query?query={q}"))?;
-    match data["resultType"].as_str() {
-        Some("vector") | Some("matrix") => {
-            Ok(data["result"].as_array().cloned().unwrap_or_default())
-        }
-        // A scalar or string is always one value.
-        Some(_) => Ok(vec![data["result"].clone()]),
-        None => Err(format!("no resultType in {data}")),
     }
 }
 

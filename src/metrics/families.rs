@@ -72,6 +72,10 @@ pub(super) struct Scrape {
     /// Unix time the collector started.
     pub started: i64,
     pub process: process::Sample,
+    /// This replica's shard (`0/1` when not sharded).
+    pub shard: crate::shard::Shard,
+    /// Accounts this replica polls.
+    pub owned: usize,
 }
 
 /// One account as the family writers see it.
@@ -203,7 +207,7 @@ const BY_STATUS: &[&str] = &["vendor", "account", "task_type", "status"];
 const BY_API: &[&str] = &["vendor", "account", "api"];
 
 /// Every family, in exposition order.
-pub static FAMILIES: [Family; 32] = [
+pub static FAMILIES: [Family; 33] = [
     Family {
         name: "cdn_tasks",
         kind: Kind::Gauge,
@@ -509,6 +513,15 @@ pub static FAMILIES: [Family; 32] = [
                 "\""
             );
             line(out, name, labels, "", 1);
+        }),
+    },
+    Family {
+        name: "cdn_exporter_shard_accounts",
+        kind: Kind::Gauge,
+        help: "Accounts this replica polls, by its shard (index/count; 0/1 when not sharded).",
+        labels: &["shard"],
+        source: Source::Global(|out, name, sc| {
+            line(out, name, &format!("shard=\"{}\"", sc.shard), "", sc.owned as u64);
         }),
     },
     Family {

@@ -132,6 +132,8 @@ impl Renderer {
             now,
             started: c.started,
             process: process::sample(),
+            shard: c.placement.shard,
+            owned: c.accounts.len(),
         };
         for (i, f) in FAMILIES.iter().enumerate() {
             text::header(&mut out, f.name, f.kind.as_str(), f.help);
@@ -251,6 +253,8 @@ mod tests {
             now: 0,
             started: 0,
             process: process::sample(),
+            shard: Default::default(),
+            owned: 0,
         };
         let mut out = String::new();
         write(&mut out, f.name, &scrape);

@@ -92,6 +92,32 @@ pub async fn page(State(s): State<AppState>) -> impl IntoResponse {
     } else {
         String::new()
     };
+    let p = &c.placement;
+    let mut shards = String::new();
+    if p.shard.count > 1 {
+        let _ = write!(
+            shards,
+            "<p>Shard {} of {}: this replica polls the {} account(s) above; {} belong to other shards.</p>",
+            p.shard.index,
+            p.shard.count,
+            c.accounts.len(),
+            p.unowned.len()
+        );
+        if !p.unowned.is_empty() {
+            shards.push_str(
+                "<h2>Accounts other shards poll</h2><table><tr><th>Account</th><th>Owner shard</th></tr>\n",
+            );
+            for (name, owner) in &p.unowned {
+                let _ = writeln!(
+                    shards,
+                    "<tr><td>{}</td><td>{owner} of {}</td></tr>",
+                    escape(name),
+                    p.shard.count
+                );
+            }
+            shards.push_str("</table>");
+        }
+    }
     let page = format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>CDN task exporter</title>\
          <style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:.2em .8em;text-align:left;vertical-align:top}}</style></head><body>\
@@ -100,7 +126,7 @@ pub async fn page(State(s): State<AppState>) -> impl IntoResponse {
          <a href=\"/api/v1/tasks\">Tasks (JSON)</a> · <a href=\"/metrics\">Metrics</a> · <a href=\"/-/healthy\">Health</a> · <a href=\"/-/ready\">Readiness</a></p>\
          {note}<h2>Accounts</h2><table><tr><th>Account</th><th>Vendor</th><th>Task types</th><th>State</th><th>Data age</th>\
          <th>Tasks in lookback by status</th><th>Failed in lookback</th><th>Cached tasks</th><th>Warm-up</th></tr>\n{rows}</table>\
-         </body></html>",
+         {shards}</body></html>",
         env!("CARGO_PKG_VERSION"),
         env!("CDN_EXPORTER_REVISION"),
     );

@@ -2,6 +2,8 @@
 //! scrape it over HTTP, parse the exposition, run promtool.
 #![allow(dead_code)]
 
+pub mod prom;
+
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
