@@ -337,7 +337,8 @@ pub fn age(now: i64, since: Option<i64>, started: i64) -> f64 {
 
 /// All accounts, and what a scrape does with them.
 pub struct Collector {
-    pub accounts: Vec<Arc<Account>>,
+    /// Swapped whole on reload; a scrape works on the set it started with.
+    accounts: RwLock<Arc<Vec<Arc<Account>>>>,
     pub clock: SharedClock,
     /// Unix time the collector started.
     pub started: i64,
@@ -358,19 +359,29 @@ impl Collector {
             .map(|s| Arc::new(Account::new(s, Arc::clone(&transport), Arc::clone(&clock))))
             .collect();
         Collector {
-            accounts,
+            accounts: RwLock::new(Arc::new(accounts)),
             clock,
             started,
             placement: Default::default(),
         }
     }
 
+    /// The accounts now configured, in config order. A reload swaps the
+    /// set; holders of an older one keep a consistent view.
+    pub fn accounts(&self) -> Arc<Vec<Arc<Account>>> {
+        self.accounts
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// Refreshes what is due, waiting at most until `deadline`; refreshes
     /// still running then finish in the background.
     pub async fn collect(&self, deadline: Instant) {
         let t0 = Instant::now();
-        let waits: Vec<_> = self.accounts.iter().map(|a| a.ensure_fresh()).collect();
-        for (account, wait) in self.accounts.iter().zip(waits) {
+        let accounts = self.accounts();
+        let waits: Vec<_> = accounts.iter().map(|a| a.ensure_fresh()).collect();
+        for (account, wait) in accounts.iter().zip(waits) {
             if let Some(mut rx) = wait {
                 let _ = tokio::time::timeout_at(deadline, rx.wait_for(|done| *done)).await;
                 account.stats.scrape_seconds.set(t0.elapsed().as_secs_f64());

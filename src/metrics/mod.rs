@@ -25,7 +25,7 @@ use crate::collector::{Account, Collector, Snapshot};
 use crate::task::TaskType;
 use families::{Labels, Row, Scrape, Source};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 /// The exposition format we write.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -47,9 +47,12 @@ type Block = Box<[String]>;
 /// was rendered at.
 #[derive(Clone)]
 struct Slot {
-    /// The account the slot belongs to (its address), so a renderer handed
-    /// another collector never serves one account's text for another.
-    account: usize,
+    /// The account the slot belongs to, so a renderer never serves one
+    /// account's text for another: after a reload replaced or removed
+    /// accounts, or when handed another collector. Weak, so a removed
+    /// account is freed, yet its address cannot be reused while the slot
+    /// exists.
+    account: Weak<Account>,
     generation: u64,
     labels: Arc<Labels>,
     block: Arc<Block>,
@@ -78,21 +81,23 @@ impl Renderer {
         Renderer::default()
     }
 
-    fn accounts(&self, c: &Collector) -> Vec<Current> {
+    fn accounts(&self, list: &[Arc<Account>]) -> Vec<Current> {
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-        slots.resize(c.accounts.len(), None);
+        // Slots beyond the accounts now configured (removed by a reload)
+        // go, with their text.
+        slots.resize(list.len(), None);
         // Sizes a new block like the last one rendered (accounts are alike).
         let mut hint: Option<Arc<Block>> = slots.iter().flatten().last().map(|s| s.block.clone());
-        c.accounts
-            .iter()
+        list.iter()
             .zip(slots.iter_mut())
             .map(|(a, slot)| {
-                let id = Arc::as_ptr(a) as usize;
                 // Read the generation before the data: a change during
                 // rendering makes the next scrape render again.
                 let generation = a.stats.generation();
                 let snapshot = a.snapshot();
-                let mine = slot.as_ref().filter(|s| s.account == id);
+                let mine = slot
+                    .as_ref()
+                    .filter(|s| std::ptr::eq(s.account.as_ptr(), Arc::as_ptr(a)));
                 if let Some(s) = mine.filter(|s| s.generation == generation) {
                     return Current {
                         labels: s.labels.clone(),
@@ -105,7 +110,7 @@ impl Renderer {
                 let block = Arc::new(render_account(a, &labels, &snapshot, sizes));
                 hint = Some(block.clone());
                 *slot = Some(Slot {
-                    account: id,
+                    account: Arc::downgrade(a),
                     generation,
                     labels: labels.clone(),
                     block: block.clone(),
@@ -121,7 +126,8 @@ impl Renderer {
 
     /// Renders every family. `now` is Unix seconds.
     pub fn render(&self, c: &Collector, now: i64) -> String {
-        let accounts = self.accounts(c);
+        let list = c.accounts();
+        let accounts = self.accounts(&list);
         let cached: usize = accounts
             .iter()
             .map(|r| r.block.iter().map(String::len).sum::<usize>())
@@ -142,7 +148,7 @@ impl Renderer {
                     }
                 }
                 Source::Live(write) => {
-                    for (a, r) in c.accounts.iter().zip(&accounts) {
+                    for (a, r) in list.iter().zip(&accounts) {
                         let row = Row {
                             a,
                             l: &r.labels,
