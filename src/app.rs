@@ -115,8 +115,8 @@ pub async fn serve(
 
 /// Builds the collector for a validated config.
 pub fn collector(config: &Config, transport: Arc<dyn Transport>, clock: SharedClock) -> Collector {
-    let mut c = Collector::new(config.accounts.clone(), transport, clock);
-    c.placement = config.placement.clone();
+    let c = Collector::new(config.accounts.clone(), transport, clock);
+    c.set_placement(config.placement.clone());
     c
 }
 

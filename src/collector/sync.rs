@@ -608,6 +608,7 @@ mod tests {
                 name: "a".into(),
                 kind: VendorKind::Testing,
                 vendor: Arc::new(Relisting),
+                options: Default::default(),
                 rates: vec![Rate::new(1, Duration::from_secs(300))],
                 task_types: vec![TaskType::Prefetch],
                 settings: Settings {
@@ -914,6 +915,7 @@ mod health {
                 name: "a".into(),
                 kind: VendorKind::Testing,
                 vendor: Arc::new(TwoApis),
+                options: Default::default(),
                 rates: vec![
                     Rate::new(1, Duration::from_secs(300)),
                     Rate::new(10, Duration::from_secs(1)),
@@ -1108,6 +1110,7 @@ mod health {
                 name: "a".into(),
                 kind: VendorKind::Testing,
                 vendor: Arc::new(TwoApis),
+                options: Default::default(),
                 rates: vec![Rate::new(1, Duration::from_secs(300)); 3],
                 task_types: vec![TaskType::Prefetch],
                 settings: Settings {
