@@ -60,6 +60,9 @@ pub struct Cli {
     /// links the exporter prints. Links only: routes keep no prefix.
     #[arg(long = "web.external-url", value_parser = external_url, global = true)]
     pub external_url: Option<String>,
+    /// Serve `POST /-/reload` (Prometheus' flag); SIGHUP reloads either way.
+    #[arg(long = "web.enable-lifecycle", global = true)]
+    pub enable_lifecycle: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -88,6 +91,20 @@ fn positive_duration(s: &str) -> Result<Duration, String> {
 }
 
 impl Cli {
+    /// Reads and validates the config and web config files, at start and
+    /// on every reload (one loader, so a reload sees what a restart would).
+    pub fn loader(&self) -> app::Reloader {
+        let (path, web_path) = (self.config_file.clone(), self.web_config_file.clone());
+        app::Reloader::new(move || {
+            let config = config::load(&path).map_err(|e| e.to_string())?;
+            let web = match &web_path {
+                None => web_config::WebConfig::default(),
+                Some(p) => web_config::load(p).map_err(|e| e.to_string())?,
+            };
+            Ok((config, web))
+        })
+    }
+
     /// The HTTP server limits the flags ask for.
     pub fn limits(&self) -> server::Limits {
         server::Limits {
@@ -165,6 +182,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         announce: false,
         external_url: cli.external_url.clone(),
         limits: cli.limits(),
+        reloader: None,
+        enable_lifecycle: cli.enable_lifecycle,
     };
     match cli.command {
         Some(Command::Demo {
@@ -211,12 +230,17 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         None => {
-            let config = match config::load(&cli.config_file) {
+            let loader = cli.loader();
+            let (config, web) = match loader.load() {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("{e}");
                     return Ok(ExitCode::from(USAGE));
                 }
+            };
+            let serve_opts = app::ServeOptions {
+                reloader: Some(loader),
+                ..serve_opts
             };
             logging::init(&cli.log_level, cli.log_format)?;
             block_on(async {

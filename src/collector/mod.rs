@@ -369,6 +369,9 @@ pub struct Collector {
     /// Accounts a reload removed, until their last requests have left every
     /// budget window: re-added meanwhile, they wait for that first.
     retired: Mutex<Vec<Retired>>,
+    /// The last reload: (succeeded, Unix time of the last success). Starts
+    /// as (true, start time), as Prometheus' own gauges do.
+    reload: Mutex<(bool, i64)>,
 }
 
 /// A removed account's last budget windows.
@@ -437,6 +440,22 @@ impl Collector {
             started,
             placement: Default::default(),
             retired: Mutex::new(Vec::new()),
+            reload: Mutex::new((true, started)),
+        }
+    }
+
+    /// Whether the last reload succeeded, and the Unix time of the last
+    /// successful one (the start, before any).
+    pub fn reload_status(&self) -> (bool, i64) {
+        *self.reload.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records a reload's outcome (at Unix time `at`).
+    pub fn record_reload(&self, ok: bool, at: i64) {
+        let mut r = self.reload.lock().unwrap_or_else(|p| p.into_inner());
+        r.0 = ok;
+        if ok {
+            r.1 = at;
         }
     }
 

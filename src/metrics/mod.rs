@@ -138,6 +138,7 @@ impl Renderer {
             now,
             started: c.started,
             process: process::sample(),
+            reload: c.reload_status(),
         };
         for (i, f) in FAMILIES.iter().enumerate() {
             text::header(&mut out, f.name, f.kind.as_str(), f.help);
@@ -257,6 +258,7 @@ mod tests {
             now: 0,
             started: 0,
             process: process::sample(),
+            reload: (true, 0),
         };
         let mut out = String::new();
         write(&mut out, f.name, &scrape);
