@@ -269,4 +269,45 @@ mod tests {
         assert!(value >= 0.05 && value.fract() != 0.0, "{out:?}");
         assert!(out.trim_end().contains('.'), "{out:?}");
     }
+
+    /// A reload removes `a` and adds `c`: the renderer, reusing cached text
+    /// per account, shows exactly the accounts now configured.
+    #[test]
+    fn a_reload_leaves_no_cached_text_of_removed_accounts() {
+        let setups = |names: &[&str]| {
+            let mut text = String::from("accounts:\n");
+            for n in names {
+                text.push_str(&format!(
+                    "  - {{ name: {n}, vendor: testing, credentials: {{ id: {n}, secret: x }} }}\n"
+                ));
+            }
+            crate::config::parse(&text, "cfg.yml", &|_| None, &|_| Err("none".into()))
+                .unwrap()
+                .accounts
+        };
+        let c = Collector::new(
+            setups(&["a", "b"]),
+            Arc::new(crate::http::ReqwestTransport::new(1 << 20).unwrap()),
+            Arc::new(crate::clock::SystemClock),
+        );
+        let renderer = Renderer::new();
+        let before = renderer.render(&c, 0);
+        assert!(before.contains("account=\"a\"") && before.contains("account=\"b\""));
+        let s = c.reconfigure(setups(&["b", "c"]));
+        assert_eq!((s.kept.len(), s.added.len(), s.removed.len()), (1, 1, 1));
+        let after = renderer.render(&c, 0);
+        assert!(!after.contains("account=\"a\""), "{after}");
+        assert!(after.contains("account=\"b\"") && after.contains("account=\"c\""));
+        // Same text as a renderer that never saw the old set.
+        assert_eq!(
+            after
+                .lines()
+                .filter(|l| l.contains("account="))
+                .collect::<Vec<_>>(),
+            render(&c, 0)
+                .lines()
+                .filter(|l| l.contains("account="))
+                .collect::<Vec<_>>()
+        );
+    }
 }
