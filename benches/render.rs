@@ -134,14 +134,14 @@ fn render_bench() {
         // Typical: a quarter of the accounts changed since the last scrape
         // (60 s refresh interval, 15 s scrapes).
         report("typical (a quarter of the accounts changed)", time(RENDERS, |i| {
-            for a in c.accounts.iter().skip(i % 4).step_by(4) {
+            for a in c.accounts().iter().skip(i % 4).step_by(4) {
                 a.stats.touch();
             }
             std::hint::black_box(renderer.render(&c, clock.unix()));
         }));
         // Worst case: every account changed since the last scrape.
         report("worst case (every account changed)", time(RENDERS, |_| {
-            for a in &c.accounts {
+            for a in c.accounts().iter() {
                 a.stats.touch();
             }
             std::hint::black_box(renderer.render(&c, clock.unix()));
@@ -342,7 +342,7 @@ mod via_crate {
             let mut durations = Vec::new();
             let mut latency = Vec::new();
             let mut handles = Vec::new();
-            for a in &c.accounts {
+            for a in c.accounts().iter() {
                 // The histograms live as long as the collector; the bench
                 // leaks the Arc so the collectors can hold 'static refs.
                 let a: &'static _ = Box::leak(Box::new(Arc::clone(a)));
@@ -464,7 +464,7 @@ mod via_crate {
 
         /// Sets every value from the collector, as a scrape would.
         pub fn update(&self, c: &Collector, now: i64) {
-            for (a, h) in c.accounts.iter().zip(&self.handles) {
+            for (a, h) in c.accounts().iter().zip(&self.handles) {
                 let s = a.snapshot();
                 for (i, t) in a.task_types.iter().enumerate() {
                     let ti = t.index();

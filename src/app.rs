@@ -2,19 +2,20 @@
 
 use crate::auth::{self, BasicAuth};
 use crate::clock::SharedClock;
-use crate::collector::Collector;
+use crate::collector::{Collector, ReloadSummary};
 use crate::config::Config;
 use crate::http::Transport;
 use crate::metrics;
 use crate::server;
 use crate::web_config::WebConfig;
-use axum::extract::State;
-use axum::http::{header, HeaderMap};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 /// Shared state of the HTTP handlers.
@@ -42,6 +43,11 @@ pub struct ServeOptions {
     pub external_url: Option<String>,
     /// `--storage.path`: the state directory, `None` for no state.
     pub storage: Option<std::path::PathBuf>,
+    /// Reads the config files again on SIGHUP and `POST /-/reload`; `None`
+    /// (the demo) refuses reloads.
+    pub reloader: Option<Reloader>,
+    /// `--web.enable-lifecycle`: serve `POST /-/reload` (403 without it).
+    pub enable_lifecycle: bool,
 }
 
 impl Default for ServeOptions {
@@ -52,6 +58,8 @@ impl Default for ServeOptions {
             limits: server::Limits::default(),
             external_url: None,
             storage: None,
+            reloader: None,
+            enable_lifecycle: false,
         }
     }
 }
@@ -78,6 +86,173 @@ impl ConfigSource {
             .map_err(|e| format!("{}: {e}", self.path.display()))?;
         Ok(config)
     }
+}
+
+/// The loader of the config and web config files, the one used at start
+/// (built in `cli`, with every step after `config::load` such as sharding),
+/// so that a reload sees exactly what a restart would. Errors are complete
+/// messages naming file and key.
+#[derive(Clone)]
+pub struct Reloader(Arc<LoadFn>);
+
+type LoadFn = dyn Fn() -> Result<(Config, WebConfig), String> + Send + Sync;
+
+impl Reloader {
+    pub fn new(
+        load: impl Fn() -> Result<(Config, WebConfig), String> + Send + Sync + 'static,
+    ) -> Self {
+        Reloader(Arc::new(load))
+    }
+
+    /// Reads and validates both files.
+    pub fn load(&self) -> Result<(Config, WebConfig), String> {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for Reloader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Reloader")
+    }
+}
+
+/// The settings a reload cannot change (they are built into the transport
+/// and the handlers' state at start); a change is logged, not applied.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Fixed {
+    scrape_timeout: Duration,
+    scrape_timeout_margin: Duration,
+    max_response_bytes: usize,
+}
+
+impl Fixed {
+    fn of(c: &Config) -> Self {
+        Fixed {
+            scrape_timeout: c.scrape_timeout,
+            scrape_timeout_margin: c.scrape_timeout_margin,
+            max_response_bytes: c.max_response_bytes,
+        }
+    }
+}
+
+/// What a reload swaps, and the lock that runs reloads one at a time.
+pub struct Reload {
+    loader: Option<Reloader>,
+    collector: Arc<Collector>,
+    guard: Arc<Guard>,
+    tls: Option<server::TlsSource>,
+    fixed: Mutex<Fixed>,
+    lifecycle: bool,
+}
+
+impl Reload {
+    /// Reads the files again and applies them, or keeps everything as it
+    /// runs when either is bad. Blocking (file reads): call it off the
+    /// async runtime.
+    pub fn run(&self) -> Result<ReloadSummary, String> {
+        let fixed = self.fixed.lock().unwrap_or_else(|p| p.into_inner());
+        let result = match &self.loader {
+            None => Err("this exporter cannot reload its configuration (demo)".to_owned()),
+            Some(l) => l.load().and_then(|(config, web)| {
+                if web.tls.is_some() != self.tls.is_some() {
+                    Err("--web.config.file: key \"tls_server_config\": a reload cannot turn TLS on or off; restart the exporter".to_owned())
+                } else {
+                    Ok((config, web))
+                }
+            }),
+        };
+        let now = self.collector.clock.unix();
+        let (config, web) = match result {
+            Ok(v) => v,
+            Err(e) => {
+                self.collector.record_reload(false, now);
+                tracing::error!(error = %e, "configuration reload failed; the running configuration stays");
+                return Err(e);
+            }
+        };
+        for w in &config.warnings {
+            tracing::warn!(warning = %w, "config adjusted");
+        }
+        if Fixed::of(&config) != *fixed {
+            tracing::warn!("scrape_timeout, scrape_timeout_margin and max_response_bytes take effect on restart, not on reload");
+        }
+        let summary = self.collector.reconfigure(config.accounts);
+        self.collector.set_placement(config.placement);
+        self.guard.set(&web);
+        if let (Some(source), Some(tls)) = (&self.tls, web.tls) {
+            source.set(tls);
+        }
+        self.collector.record_reload(true, now);
+        tracing::info!(
+            kept = summary.kept.len(),
+            restarted = summary.restarted.len(),
+            added = summary.added.len(),
+            removed = summary.removed.len(),
+            tls = self.tls.is_some(),
+            basic_auth = !web.basic_auth_users.is_empty(),
+            "configuration reloaded"
+        );
+        Ok(summary)
+    }
+
+    /// [`Reload::run`] on a blocking thread.
+    pub async fn run_async(self: &Arc<Self>) -> Result<ReloadSummary, String> {
+        let me = Arc::clone(self);
+        tokio::task::spawn_blocking(move || me.run())
+            .await
+            .unwrap_or_else(|e| Err(format!("reload failed: {e}")))
+    }
+}
+
+/// `/-/reload`: POST or PUT reloads (with `--web.enable-lifecycle`), as
+/// Prometheus' endpoint does.
+async fn reload_handler(State(r): State<Arc<Reload>>) -> Response {
+    if !r.lifecycle {
+        return (StatusCode::FORBIDDEN, "Lifecycle API is not enabled.\n").into_response();
+    }
+    match r.run_async().await {
+        Ok(s) => format!(
+            "configuration reloaded: {} kept, {} restarted, {} added, {} removed\n",
+            s.kept.len(),
+            s.restarted.len(),
+            s.added.len(),
+            s.removed.len()
+        )
+        .into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+    }
+}
+
+async fn reload_wrong_method() -> Response {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        [(header::ALLOW, "POST, PUT")],
+        "Only POST or PUT requests allowed\n",
+    )
+        .into_response()
+}
+
+/// Reloads on every SIGHUP, for as long as the server runs.
+fn reload_on_sighup(reload: Arc<Reload>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::hangup()) {
+            Ok(mut hup) => {
+                tokio::spawn(async move {
+                    while hup.recv().await.is_some() {
+                        tracing::info!("SIGHUP: reloading the configuration");
+                        let _ = reload.run_async().await;
+                    }
+                });
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGHUP; reload with POST /-/reload")
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    drop(reload);
 }
 
 /// Binds the listen address (`host:port`; port 0 picks a free one, and the
@@ -117,8 +292,8 @@ pub async fn serve(
             }
         }
     });
-    let mut c = Collector::with_state(config.accounts.clone(), transport, clock, store.clone());
-    c.placement = config.placement.clone();
+    let c = Collector::with_state(config.accounts.clone(), transport, clock, store.clone());
+    c.set_placement(config.placement.clone());
     let collector = Arc::new(c);
     // The state writer: every state_interval, and once more at shutdown
     // after the refreshes in flight are cancelled. One task does both, so
@@ -136,7 +311,7 @@ pub async fn serve(
                     _ = stopped.changed() => break,
                 }
             }
-            for a in &collector.accounts {
+            for a in collector.accounts().iter() {
                 a.stop_refresh();
             }
             collector.save_state().await;
@@ -171,8 +346,29 @@ pub async fn serve(
         max_connections = opts.limits.max_connections,
         "listening"
     );
-    let router = secure(router(state), &web, opts.health_without_auth);
-    let served = server::serve(listener, web.tls, router, opts.limits, shutdown).await;
+    let guard = Guard::new(&web, opts.health_without_auth);
+    let tls = web.tls.clone().map(server::TlsSource::new);
+    let reload = Arc::new(Reload {
+        loader: opts.reloader.clone(),
+        collector: Arc::clone(&state.collector),
+        guard: Arc::clone(&guard),
+        tls: tls.clone(),
+        fixed: Mutex::new(Fixed::of(&config)),
+        lifecycle: opts.enable_lifecycle,
+    });
+    reload_on_sighup(Arc::clone(&reload));
+    let routes = router(state).merge(
+        Router::new()
+            .route(
+                "/-/reload",
+                axum::routing::post(reload_handler)
+                    .put(reload_handler)
+                    .fallback(reload_wrong_method),
+            )
+            .with_state(reload),
+    );
+    let router = secure_with(routes, guard);
+    let served = server::serve(listener, tls, router, opts.limits, shutdown).await;
     if let Some(w) = writer {
         let _ = stop.send(true);
         let _ = w.await;
@@ -183,8 +379,8 @@ pub async fn serve(
 
 /// Builds the collector for a validated config.
 pub fn collector(config: &Config, transport: Arc<dyn Transport>, clock: SharedClock) -> Collector {
-    let mut c = Collector::new(config.accounts.clone(), transport, clock);
-    c.placement = config.placement.clone();
+    let c = Collector::new(config.accounts.clone(), transport, clock);
+    c.set_placement(config.placement.clone());
     c
 }
 
@@ -236,27 +432,73 @@ pub async fn run(
 /// paths exempt when `health_without_auth`) and extra response headers,
 /// which are added to every response, a 401 included.
 pub fn secure(router: Router, web: &WebConfig, health_without_auth: bool) -> Router {
-    let mut router = router;
-    if !web.basic_auth_users.is_empty() {
-        let auth = Arc::new(BasicAuth::new(
-            web.basic_auth_users.clone(),
+    secure_with(router, Guard::new(web, health_without_auth))
+}
+
+/// [`secure`] with the protection taken from `guard` per request, so that
+/// a reload can swap users and headers.
+pub fn secure_with(router: Router, guard: Arc<Guard>) -> Router {
+    router.layer(axum::middleware::from_fn_with_state(guard, protect))
+}
+
+/// Basic auth and response headers of the current web config.
+pub struct Guard {
+    current: RwLock<Arc<Protection>>,
+    health_without_auth: bool,
+}
+
+struct Protection {
+    auth: Option<Arc<BasicAuth>>,
+    headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl Guard {
+    /// Protection as `web` asks.
+    pub fn new(web: &WebConfig, health_without_auth: bool) -> Arc<Guard> {
+        let g = Guard {
+            current: RwLock::new(Arc::new(Protection {
+                auth: None,
+                headers: Vec::new(),
+            })),
             health_without_auth,
-        ));
-        router = router.layer(axum::middleware::from_fn_with_state(auth, auth::require));
+        };
+        g.set(web);
+        Arc::new(g)
     }
-    if !web.headers.is_empty() {
-        let headers = web.headers.clone();
-        router = router.layer(axum::middleware::map_response(move |mut res: Response| {
-            let headers = headers.clone();
-            async move {
-                for (name, value) in headers {
-                    res.headers_mut().insert(name, value);
-                }
-                res
-            }
-        }));
+
+    /// Protects requests from now on as `web` asks (a new user list also
+    /// forgets the remembered successful checks).
+    pub fn set(&self, web: &WebConfig) {
+        let p = Protection {
+            auth: (!web.basic_auth_users.is_empty()).then(|| {
+                Arc::new(BasicAuth::new(
+                    web.basic_auth_users.clone(),
+                    self.health_without_auth,
+                ))
+            }),
+            headers: web.headers.clone(),
+        };
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(p);
     }
-    router
+
+    fn current(&self) -> Arc<Protection> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+async fn protect(State(guard): State<Arc<Guard>>, req: Request, next: Next) -> Response {
+    let p = guard.current();
+    let mut res = match &p.auth {
+        Some(auth) => auth::guard(Arc::clone(auth), req, next).await,
+        None => next.run(req).await,
+    };
+    for (name, value) in &p.headers {
+        res.headers_mut().insert(name.clone(), value.clone());
+    }
+    res
 }
 
 /// Serves `router` over TLS on `listener` until `shutdown` resolves, within
@@ -269,7 +511,7 @@ pub async fn run_tls(
 ) -> std::io::Result<()> {
     server::serve(
         listener,
-        Some(tls),
+        Some(tls.into()),
         router,
         server::Limits::default(),
         shutdown,

@@ -135,6 +135,12 @@ fn parse_basic(value: &[u8]) -> Option<(String, String)> {
 /// The middleware: 401 with a `WWW-Authenticate: Basic` challenge unless
 /// the request carries valid credentials or the path is exempt.
 pub async fn require(State(auth): State<Arc<BasicAuth>>, req: Request, next: Next) -> Response {
+    guard(auth, req, next).await
+}
+
+/// [`require`] for a `BasicAuth` picked per request (a reload swaps the
+/// users).
+pub async fn guard(auth: Arc<BasicAuth>, req: Request, next: Next) -> Response {
     if !auth.protects(req.uri().path()) {
         return next.run(req).await;
     }

@@ -87,6 +87,9 @@ pub struct Cli {
     /// beside the config file. `--storage.path=""` keeps no state.
     #[arg(long = "storage.path", value_parser = storage_path, global = true)]
     pub storage_path: Option<PathBuf>,
+    /// Serve `POST /-/reload` (Prometheus' flag); SIGHUP reloads either way.
+    #[arg(long = "web.enable-lifecycle", global = true)]
+    pub enable_lifecycle: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -182,6 +185,20 @@ impl Cli {
         }
     }
 
+    /// Reads and validates the config and web config files, at start and
+    /// on every reload (one loader, so a reload sees what a restart would).
+    pub fn loader(&self, source: app::ConfigSource) -> app::Reloader {
+        let web_path = self.web_config_file.clone();
+        app::Reloader::new(move || {
+            let config = source.load()?;
+            let web = match &web_path {
+                None => web_config::WebConfig::default(),
+                Some(p) => web_config::load(p).map_err(|e| e.to_string())?,
+            };
+            Ok((config, web))
+        })
+    }
+
     /// The HTTP server limits the flags ask for.
     pub fn limits(&self) -> server::Limits {
         server::Limits {
@@ -260,6 +277,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         external_url: cli.external_url.clone(),
         limits: cli.limits(),
         storage: None,
+        reloader: None,
+        enable_lifecycle: cli.enable_lifecycle,
     };
     match cli.command {
         Some(Command::Demo {
@@ -318,12 +337,23 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         None => {
-            let config = match load_config(&cli) {
+            let loader = match config_source(&cli) {
+                Ok(source) => cli.loader(source),
+                Err(e) => {
+                    eprintln!("{e}");
+                    return Ok(ExitCode::from(USAGE));
+                }
+            };
+            let (config, web) = match loader.load() {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("{e}");
                     return Ok(ExitCode::from(USAGE));
                 }
+            };
+            let serve_opts = app::ServeOptions {
+                reloader: Some(loader),
+                ..serve_opts
             };
             logging::init(&cli.log_level, cli.log_format)?;
             let serve_opts = app::ServeOptions {

@@ -89,8 +89,8 @@ impl fmt::Display for Report {
 
 /// Probes every account of `collector` concurrently; reports in config order.
 pub async fn probe_all(collector: &Collector) -> Vec<Report> {
-    let handles: Vec<_> = collector
-        .accounts
+    let accounts = collector.accounts();
+    let handles: Vec<_> = accounts
         .iter()
         .map(|a| {
             let a = Arc::clone(a);
@@ -114,7 +114,7 @@ pub async fn probe_all(collector: &Collector) -> Vec<Report> {
         })
         .collect();
     let mut reports = Vec::with_capacity(handles.len());
-    for (h, a) in handles.into_iter().zip(&collector.accounts) {
+    for (h, a) in handles.into_iter().zip(accounts.iter()) {
         reports.push(h.await.unwrap_or_else(|e| Report {
             account: a.name.clone(),
             vendor: a.kind,

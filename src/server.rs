@@ -112,6 +112,35 @@ impl Reason {
     }
 }
 
+/// The TLS config new connections are accepted with. A reload swaps it
+/// (certificate rotation without a restart); connections already open keep
+/// the config they were accepted with.
+#[derive(Clone)]
+pub struct TlsSource(Arc<std::sync::RwLock<Arc<rustls::ServerConfig>>>);
+
+impl TlsSource {
+    /// A source serving `config` until [`TlsSource::set`].
+    pub fn new(config: Arc<rustls::ServerConfig>) -> Self {
+        TlsSource(Arc::new(std::sync::RwLock::new(config)))
+    }
+
+    /// The config for the next connection.
+    pub fn current(&self) -> Arc<rustls::ServerConfig> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Serves `config` to connections accepted from now on.
+    pub fn set(&self, config: Arc<rustls::ServerConfig>) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = config;
+    }
+}
+
+impl From<Arc<rustls::ServerConfig>> for TlsSource {
+    fn from(config: Arc<rustls::ServerConfig>) -> Self {
+        TlsSource::new(config)
+    }
+}
+
 /// Process-wide counters (one server per process, like `process_*`).
 static REJECTED: [AtomicU64; 6] = [const { AtomicU64::new(0) }; 6];
 static OPEN: AtomicUsize = AtomicUsize::new(0);
@@ -302,7 +331,7 @@ fn log_wave(counts: &str, quiet: bool) {
 /// connections, lets in-flight requests finish and returns.
 pub async fn serve(
     listener: TcpListener,
-    tls: Option<Arc<rustls::ServerConfig>>,
+    tls: Option<TlsSource>,
     router: Router,
     limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -319,7 +348,6 @@ pub async fn serve(
         let _ = stop.send(true);
     });
     let shared = Arc::new(Shared::new(limits, router, stopped.clone()));
-    let tls = tls.map(tokio_rustls::TlsAcceptor::from);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let mut stopped = stopped;
     loop {
@@ -373,7 +401,10 @@ pub async fn serve(
             .unwrap_or_else(|e| e.into_inner())
             .insert(id, conn.clone());
         OPEN.fetch_add(1, Ordering::Relaxed);
-        let (shared, tls) = (shared.clone(), tls.clone());
+        let shared = shared.clone();
+        let tls = tls
+            .as_ref()
+            .map(|t| tokio_rustls::TlsAcceptor::from(t.current()));
         tokio::spawn(async move {
             let _slot = permit;
             let _registered = Registered(shared.clone(), id);

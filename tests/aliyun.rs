@@ -306,7 +306,7 @@ async fn bad_or_unknown_keys_are_auth_errors_and_never_leak() {
     assert_eq!(SHOP.up(&m), Some(0.0));
     assert_eq!(SHOP.requests(&m, "DescribeRefreshTasks", "auth_error"), 1.0);
     assert_eq!(sim.requests()[0].answer, "SignatureDoesNotMatch");
-    let snap = c.accounts[0].snapshot();
+    let snap = c.accounts()[0].snapshot();
     let err = snap.last_error.clone().unwrap_or_default();
     assert!(err.contains("SignatureDoesNotMatch"), "{err}");
     assert!(
@@ -317,7 +317,7 @@ async fn bad_or_unknown_keys_are_auth_errors_and_never_leak() {
         &text,
         &err,
         &format!("{snap:?}"),
-        &format!("{:?}", c.accounts[0]),
+        &format!("{:?}", c.accounts()[0]),
     ] {
         assert!(!s.contains("wrong-secret-value-123") && !s.contains(SECRET));
     }
@@ -374,7 +374,7 @@ async fn malformed_truncated_html_and_oversized_bodies_are_parse_errors() {
         SHOP.up(&m),
         Some(1.0),
         "healthy again once the vendor is: {:?}",
-        c.accounts[0].snapshot().last_error
+        c.accounts()[0].snapshot().last_error
     );
 }
 

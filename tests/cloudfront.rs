@@ -61,7 +61,7 @@ async fn start(sim: &CloudfrontSim) -> String {
 }
 
 fn last_error(c: &Collector) -> String {
-    c.accounts[0]
+    c.accounts()[0]
         .snapshot()
         .last_error
         .clone()
@@ -400,7 +400,7 @@ async fn wrong_keys_denied_distributions_and_unknown_ones_never_leak() {
         assert!(!text.contains(secret), "secret in metrics");
         assert!(!last_error(c).contains(secret), "secret in error");
         assert!(
-            !format!("{:?}", c.accounts[0]).contains(secret),
+            !format!("{:?}", c.accounts()[0]).contains(secret),
             "secret in Debug"
         );
     };

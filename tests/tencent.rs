@@ -98,7 +98,7 @@ async fn lists_every_type_across_pages_and_matches_the_truth() {
         TC.series(&m, "cdn_vendor_up", &[]),
         Some(1.0),
         "{:?}",
-        c.accounts[0].snapshot().last_error
+        c.accounts()[0].snapshot().last_error
     );
     let truth = sim.truth(w.now() - 6 * 3600);
     for t in TYPES {
@@ -250,14 +250,14 @@ async fn wrong_keys_are_auth_errors_and_never_leak() {
             1.0,
             "{code}"
         );
-        let err = c.accounts[0]
+        let err = c.accounts()[0]
             .snapshot()
             .last_error
             .clone()
             .unwrap_or_default();
         assert!(err.contains(code) && err.contains("auth_error"), "{err}");
         assert!(err.contains("request id"), "the RequestId is kept: {err}");
-        for place in [&err, &text, &format!("{:?}", c.accounts[0])] {
+        for place in [&err, &text, &format!("{:?}", c.accounts()[0])] {
             assert!(!place.contains("not-the-secret-xyz") && !place.contains(KEY));
         }
     }
@@ -272,7 +272,7 @@ async fn wrong_keys_are_auth_errors_and_never_leak() {
     );
     let (_, m) = scrape(&c).await;
     assert_eq!(TC.requests(&m, "DescribePurgeTasks", "auth_error"), 1.0);
-    let err = c.accounts[0]
+    let err = c.accounts()[0]
         .snapshot()
         .last_error
         .clone()
@@ -288,7 +288,7 @@ async fn wrong_keys_are_auth_errors_and_never_leak() {
     );
     let (_, m) = scrape(&c).await;
     assert_eq!(TC.series(&m, "cdn_vendor_up", &[]), Some(0.0));
-    let err = c.accounts[0]
+    let err = c.accounts()[0]
         .snapshot()
         .last_error
         .clone()

@@ -71,7 +71,7 @@ fn collector(endpoint: &str, private: &str, extra: &str) -> Collector {
 }
 
 async fn refresh(c: &Collector) -> HashMap<String, f64> {
-    c.accounts[0].refresh().await;
+    c.accounts()[0].refresh().await;
     parse_metrics(&metrics::render(c, c.clock.unix()))
 }
 
@@ -240,7 +240,7 @@ async fn ret_code_errors_are_classified_and_counted() {
             "RetCode {code} → {outcome}"
         );
         assert_eq!(UC.up(&m), Some(up_after), "RetCode {code}");
-        let err = c.accounts[0].snapshot().last_error.clone().unwrap();
+        let err = c.accounts()[0].snapshot().last_error.clone().unwrap();
         assert!(
             err.contains(msg) && err.contains(&code.to_string()),
             "{err}"
@@ -294,7 +294,7 @@ async fn wrong_private_key_is_auth_error_up_zero_and_nothing_leaks() {
     assert_eq!(UC.requests(&m, PREFETCH, "auth_error"), 1.0);
     assert_eq!(sim.control.received()[0].answer, "auth_error");
     let text = metrics::render(&c, c.clock.unix());
-    let err = c.accounts[0].snapshot().last_error.clone().unwrap();
+    let err = c.accounts()[0].snapshot().last_error.clone().unwrap();
     assert!(
         err.contains("Signature VerifyAC Error") && err.contains("171"),
         "{err}"
@@ -302,8 +302,8 @@ async fn wrong_private_key_is_auth_error_up_zero_and_nothing_leaks() {
     for shown in [
         text,
         err,
-        format!("{:?}", c.accounts[0].snapshot()),
-        format!("{:?}", c.accounts[0]),
+        format!("{:?}", c.accounts()[0].snapshot()),
+        format!("{:?}", c.accounts()[0]),
         format!("{:?}", parsed_config(&endpoint, secret)),
     ] {
         assert!(!shown.contains(secret), "secret leaked: {shown}");

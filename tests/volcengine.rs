@@ -107,7 +107,7 @@ async fn lists_everything_with(action: &str, other: &str) {
         MC.series(&m, "cdn_vendor_up", &[]),
         Some(1.0),
         "{:?}",
-        c.accounts[0].snapshot().last_error
+        c.accounts()[0].snapshot().last_error
     );
     let truth = w.truth(w.now() - 6 * 3600);
     for t in TYPES {
@@ -256,7 +256,7 @@ async fn wrong_keys_are_auth_errors_and_never_leak() {
     let (text, m) = scrape(&c).await;
     assert_eq!(MC.series(&m, "cdn_vendor_up", &[]), Some(0.0));
     assert_eq!(MC.requests(&m, "ListContentTasks", "auth_error"), 1.0);
-    let err = c.accounts[0]
+    let err = c.accounts()[0]
         .snapshot()
         .last_error
         .clone()
@@ -266,13 +266,13 @@ async fn wrong_keys_are_auth_errors_and_never_leak() {
         "{err}"
     );
     assert!(!err.contains("not-the-secret-xyz") && !text.contains("not-the-secret-xyz"));
-    assert!(!format!("{:?}", c.accounts[0]).contains("not-the-secret-xyz"));
+    assert!(!format!("{:?}", c.accounts()[0]).contains("not-the-secret-xyz"));
     // Unknown access key: InvalidAccessKey.
     let yaml = account_yaml(&endpoint, SK, "").replace(AK, "AKLTsomebodyElse");
     let c = collector(&yaml, reqwest(), Arc::new(SystemClock));
     let (_, m) = scrape(&c).await;
     assert_eq!(MC.series(&m, "cdn_vendor_up", &[]), Some(0.0));
-    let err = c.accounts[0]
+    let err = c.accounts()[0]
         .snapshot()
         .last_error
         .clone()
@@ -289,7 +289,7 @@ async fn wrong_keys_are_auth_errors_and_never_leak() {
     );
     let (_, m) = scrape(&c).await;
     assert_eq!(MC.requests(&m, "ListContentTasks", "auth_error"), 1.0);
-    let err = c.accounts[0]
+    let err = c.accounts()[0]
         .snapshot()
         .last_error
         .clone()

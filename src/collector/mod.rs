@@ -123,7 +123,12 @@ pub struct Account {
     /// Create→finish times of the tasks counted in `finished`.
     pub durations: TaskDurations,
     vendor: Arc<dyn Vendor>,
-    budget: Budget,
+    /// Shared with the account's successor when a reload restarts it with
+    /// the same vendor and rates, so the two never overspend together.
+    budget: Arc<Budget>,
+    /// What the account was built from; a reload keeps the account when the
+    /// new config says the same.
+    setup: AccountConfig,
     transport: Arc<dyn Transport>,
     clock: SharedClock,
     state: tokio::sync::Mutex<SyncState>,
@@ -147,6 +152,7 @@ impl std::fmt::Debug for Account {
 impl Account {
     fn new(
         setup: AccountConfig,
+        budget: Option<Arc<Budget>>,
         transport: Arc<dyn Transport>,
         clock: SharedClock,
         store: Option<&Arc<StateStore>>,
@@ -154,11 +160,17 @@ impl Account {
         let apis = setup.kind.apis();
         let streams = setup.vendor.streams(&setup.task_types);
         let store = store.map(|s| (s.clone(), persist::fingerprint(&setup, streams.len())));
-        let mut budget = Budget::new(setup.rates.iter().copied());
-        if let Some((s, fp)) = &store {
-            let (journal, recorded) = s.journal(&setup.name, fp, setup.rates.len());
-            budget = budget.with_journal(Arc::new(journal), &recorded);
-        }
+        // A reload that restarts an account hands over the running budget
+        // (its journal included); otherwise a new one, journalled when
+        // there is a state store.
+        let budget = budget.unwrap_or_else(|| {
+            let mut b = Budget::new(setup.rates.iter().copied());
+            if let Some((s, fp)) = &store {
+                let (journal, recorded) = s.journal(&setup.name, fp, setup.rates.len());
+                b = b.with_journal(Arc::new(journal), &recorded);
+            }
+            Arc::new(b)
+        });
         let mut account = Account {
             api_names: apis.iter().map(|a| a.name).collect(),
             stream_types: streams
@@ -182,11 +194,12 @@ impl Account {
             snapshot: RwLock::new(Arc::new(Snapshot::default())),
             details: Mutex::new(details::DetailStore::new(setup.settings.details.clone())),
             flight: Mutex::new(Flight::default()),
-            name: setup.name,
+            name: setup.name.clone(),
             kind: setup.kind,
-            task_types: setup.task_types,
-            settings: setup.settings,
-            vendor: setup.vendor,
+            task_types: setup.task_types.clone(),
+            settings: setup.settings.clone(),
+            vendor: Arc::clone(&setup.vendor),
+            setup,
             transport,
             clock,
             store,
@@ -306,6 +319,14 @@ impl Account {
         Some(rx)
     }
 
+    /// Aborts the refresh in flight, if any (the account was removed).
+    fn stop(&self) {
+        let mut f = self.flight.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((handle, _)) = f.running.take() {
+            handle.abort();
+        }
+    }
+
     fn skip(&self, reason: SkipReason) {
         self.stats.skipped[reason as usize].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
@@ -398,12 +419,63 @@ pub fn age(now: i64, since: Option<i64>, started: i64) -> f64 {
 
 /// All accounts, and what a scrape does with them.
 pub struct Collector {
-    pub accounts: Vec<Arc<Account>>,
+    /// Swapped whole on reload; a scrape works on the set it started with.
+    accounts: RwLock<Arc<Vec<Arc<Account>>>>,
+    /// Builds the accounts a reload adds or restarts.
+    transport: Arc<dyn Transport>,
     pub clock: SharedClock,
     /// Unix time the collector started.
     pub started: i64,
     /// This replica's shard and the accounts other shards poll.
-    pub placement: crate::shard::Placement,
+    placement: RwLock<crate::shard::Placement>,
+    /// Accounts a reload removed, until their last requests have left every
+    /// budget window: re-added meanwhile, they wait for that first.
+    retired: Mutex<Vec<Retired>>,
+    /// The last reload: (succeeded, Unix time of the last success). Starts
+    /// as (true, start time), as Prometheus' own gauges do.
+    reload: Mutex<(bool, i64)>,
+    /// Where accounts a reload adds or restarts keep their state.
+    store: Option<Arc<StateStore>>,
+}
+
+/// A removed account's last budget windows.
+struct Retired {
+    name: String,
+    kind: VendorKind,
+    /// Per API: when the last request the account can have sent stops
+    /// counting.
+    clear_at: Vec<Instant>,
+}
+
+/// What a reload did, by account name (config order).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReloadSummary {
+    /// Same config: the running account, with its cache, budget, counters
+    /// and details.
+    pub kept: Vec<String>,
+    /// Changed config: a new account replaced the running one.
+    pub restarted: Vec<String>,
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+}
+
+/// At least as long as the budget's window for `rate` (it widens the
+/// window by 1%, at least 50 ms): a request sent now has stopped counting
+/// after this.
+fn window_span(rate: Rate) -> std::time::Duration {
+    rate.per + rate.per / 100 + std::time::Duration::from_millis(50)
+}
+
+/// A fresh budget for `rates` that sends nothing on an API before its
+/// `clear_at`, when a predecessor's requests stop counting.
+fn held_budget(rates: &[Rate], clear_at: &[Instant], now: Instant) -> Arc<Budget> {
+    let budget = Budget::new(rates.iter().copied());
+    for (api, at) in clear_at.iter().enumerate().take(rates.len()) {
+        if *at > now {
+            budget.block_for(api, *at - now);
+        }
+    }
+    Arc::new(budget)
 }
 
 impl Collector {
@@ -434,6 +506,7 @@ impl Collector {
             .map(|s| {
                 Arc::new(Account::new(
                     s,
+                    None,
                     Arc::clone(&transport),
                     Arc::clone(&clock),
                     store.as_ref(),
@@ -441,29 +514,152 @@ impl Collector {
             })
             .collect();
         Collector {
-            accounts,
+            accounts: RwLock::new(Arc::new(accounts)),
+            transport,
             clock,
             started,
             placement: Default::default(),
+            retired: Mutex::new(Vec::new()),
+            reload: Mutex::new((true, started)),
+            store,
         }
     }
 
     /// Writes every account's state file (a failure is logged and the
     /// others are still written).
     pub async fn save_state(&self) {
-        for a in &self.accounts {
+        for a in self.accounts().iter() {
             if let Err(e) = a.save_state().await {
                 tracing::warn!(account = %a.name, error = %e, "cannot write the state file");
             }
         }
     }
 
+    /// Whether the last reload succeeded, and the Unix time of the last
+    /// successful one (the start, before any).
+    pub fn reload_status(&self) -> (bool, i64) {
+        *self.reload.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records a reload's outcome (at Unix time `at`).
+    pub fn record_reload(&self, ok: bool, at: i64) {
+        let mut r = self.reload.lock().unwrap_or_else(|p| p.into_inner());
+        r.0 = ok;
+        if ok {
+            r.1 = at;
+        }
+    }
+
+    /// This replica's shard and the accounts other shards poll.
+    pub fn placement(&self) -> crate::shard::Placement {
+        self.placement
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Replaces the placement (at start and on reload).
+    pub fn set_placement(&self, placement: crate::shard::Placement) {
+        *self.placement.write().unwrap_or_else(|p| p.into_inner()) = placement;
+    }
+
+    /// Applies a reloaded config. An account whose config is unchanged
+    /// (same name, equal [`AccountConfig`]) is kept as it runs; a changed
+    /// one is replaced by a new account; new names start, missing ones stop
+    /// (their refresh in flight is aborted) and leave the exposition.
+    ///
+    /// The rate budget survives a restart: with the same vendor and rates
+    /// the new account shares the old one's budget, and the old refresh in
+    /// flight finishes against it (aborting it would leave its permits
+    /// unreleased); with other rates the old refresh is aborted and the new
+    /// budget sends nothing until the old requests left their windows. A
+    /// removed account re-added before that waits likewise.
+    pub fn reconfigure(&self, setups: Vec<AccountConfig>) -> ReloadSummary {
+        let now = Instant::now();
+        let mut list = self.accounts.write().unwrap_or_else(|p| p.into_inner());
+        let mut retired = self.retired.lock().unwrap_or_else(|p| p.into_inner());
+        retired.retain(|r| r.clear_at.iter().any(|t| *t > now));
+        let old = Arc::clone(&list);
+        let mut summary = ReloadSummary::default();
+        let mut next = Vec::with_capacity(setups.len());
+        for setup in setups {
+            let name = setup.name.clone();
+            let prev = old.iter().find(|a| a.name == name);
+            let budget = match prev {
+                Some(a) if a.setup == setup => {
+                    summary.kept.push(name);
+                    next.push(Arc::clone(a));
+                    continue;
+                }
+                Some(a) if a.kind == setup.kind && a.setup.rates == setup.rates => {
+                    summary.restarted.push(name);
+                    Some(Arc::clone(&a.budget))
+                }
+                Some(a) => {
+                    summary.restarted.push(name);
+                    a.stop();
+                    (a.kind == setup.kind).then(|| {
+                        let clear: Vec<Instant> = a
+                            .setup
+                            .rates
+                            .iter()
+                            .map(|r| now + window_span(*r))
+                            .collect();
+                        held_budget(&setup.rates, &clear, now)
+                    })
+                }
+                None => {
+                    summary.added.push(name.clone());
+                    let gone = retired.iter().position(|r| r.name == name);
+                    gone.map(|i| retired.swap_remove(i))
+                        .filter(|r| r.kind == setup.kind)
+                        .map(|r| held_budget(&setup.rates, &r.clear_at, now))
+                }
+            };
+            next.push(Arc::new(Account::new(
+                setup,
+                budget,
+                Arc::clone(&self.transport),
+                Arc::clone(&self.clock),
+                self.store.as_ref(),
+            )));
+        }
+        for a in old.iter() {
+            if !next.iter().any(|n| n.name == a.name) {
+                a.stop();
+                summary.removed.push(a.name.clone());
+                retired.push(Retired {
+                    name: a.name.clone(),
+                    kind: a.kind,
+                    clear_at: a
+                        .setup
+                        .rates
+                        .iter()
+                        .map(|r| now + window_span(*r))
+                        .collect(),
+                });
+            }
+        }
+        *list = Arc::new(next);
+        summary
+    }
+
+    /// The accounts now configured, in config order. A reload swaps the
+    /// set; holders of an older one keep a consistent view.
+    pub fn accounts(&self) -> Arc<Vec<Arc<Account>>> {
+        self.accounts
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// Refreshes what is due, waiting at most until `deadline`; refreshes
     /// still running then finish in the background.
     pub async fn collect(&self, deadline: Instant) {
         let t0 = Instant::now();
-        let waits: Vec<_> = self.accounts.iter().map(|a| a.ensure_fresh()).collect();
-        for (account, wait) in self.accounts.iter().zip(waits) {
+        let accounts = self.accounts();
+        let waits: Vec<_> = accounts.iter().map(|a| a.ensure_fresh()).collect();
+        for (account, wait) in accounts.iter().zip(waits) {
             if let Some(mut rx) = wait {
                 let _ = tokio::time::timeout_at(deadline, rx.wait_for(|done| *done)).await;
                 account.stats.scrape_seconds.set(t0.elapsed().as_secs_f64());
@@ -471,5 +667,236 @@ impl Collector {
                 account.stats.scrape_seconds.set(0.0);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod reload_tests {
+    use super::*;
+    use crate::clock::TokioClock;
+    use crate::http::{HttpRequest, HttpResponse, SendFuture};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    /// Answers every testing-vendor call with an empty list (or quota) and
+    /// logs `(account id, path)`; calls of the account id in `hang` never
+    /// answer, and `dropped` turns true when such a call is abandoned.
+    #[derive(Default)]
+    struct Vendor {
+        log: Mutex<Vec<(String, String)>>,
+        hang: Mutex<Option<String>>,
+        dropped: Arc<AtomicBool>,
+    }
+
+    struct OnDrop(Arc<AtomicBool>);
+    impl Drop for OnDrop {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    impl Vendor {
+        fn lists(&self, id: &str) -> usize {
+            let log = self.log.lock().unwrap();
+            log.iter()
+                .filter(|(a, p)| a == id && p.contains("from="))
+                .count()
+        }
+    }
+
+    impl Transport for Vendor {
+        fn send(&self, req: HttpRequest, _: Duration) -> SendFuture<'_> {
+            let id = req
+                .headers
+                .iter()
+                .find(|(k, _)| k == "x-account-id")
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default();
+            let path = req.url.split_once("/v1/").map_or("", |(_, p)| p).to_owned();
+            self.log.lock().unwrap().push((id.clone(), path.clone()));
+            let hang = self.hang.lock().unwrap().as_deref() == Some(id.as_str());
+            let guard = OnDrop(Arc::clone(&self.dropped));
+            Box::pin(async move {
+                if hang {
+                    let _guard = guard;
+                    std::future::pending::<()>().await;
+                }
+                let body = if path.starts_with("quota") {
+                    r#"{"quotas":[]}"#
+                } else {
+                    r#"{"tasks":[],"total":0}"#
+                };
+                Ok(HttpResponse {
+                    status: 200,
+                    headers: vec![],
+                    body: body.as_bytes().to_vec(),
+                })
+            })
+        }
+    }
+
+    /// Accounts `names` of the testing vendor, account id = name.
+    fn setups(names: &[&str]) -> Vec<AccountConfig> {
+        let mut text = String::from("accounts:\n");
+        for n in names {
+            text.push_str(&format!(
+                "  - {{ name: {n}, vendor: testing, credentials: {{ id: {n}, secret: s-{n} }}, \
+                 rate_budget: {{ ListTasks: 1/300s }} }}\n"
+            ));
+        }
+        crate::config::parse(&text, "cfg.yml", &|_| None, &|_| Err("no files".into()))
+            .unwrap()
+            .accounts
+    }
+
+    fn collector(names: &[&str], vendor: &Arc<Vendor>) -> Collector {
+        Collector::new(
+            setups(names),
+            Arc::clone(vendor) as Arc<dyn Transport>,
+            Arc::new(TokioClock::starting_at(1_700_000_000)),
+        )
+    }
+
+    fn names(c: &Collector) -> Vec<String> {
+        c.accounts().iter().map(|a| a.name.clone()).collect()
+    }
+
+    fn by_name(c: &Collector, n: &str) -> Arc<Account> {
+        Arc::clone(c.accounts().iter().find(|a| a.name == n).unwrap())
+    }
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn keeps_unchanged_restarts_changed_adds_and_removes() {
+        let vendor = Arc::new(Vendor::default());
+        let c = collector(&["a", "b", "c"], &vendor);
+        for a in c.accounts().iter() {
+            a.refresh().await;
+        }
+        let (a0, b0) = (by_name(&c, "a"), by_name(&c, "b"));
+        assert!(a0.snapshot().up);
+
+        let mut next = setups(&["a", "b", "d"]);
+        next[1].context.credentials.secret = crate::secret::Secret::new("rotated");
+        let summary = c.reconfigure(next);
+        assert_eq!(
+            summary,
+            ReloadSummary {
+                kept: strings(&["a"]),
+                restarted: strings(&["b"]),
+                added: strings(&["d"]),
+                removed: strings(&["c"]),
+            }
+        );
+        assert_eq!(names(&c), ["a", "b", "d"]);
+        // The kept account is the same one, with its data.
+        let a1 = by_name(&c, "a");
+        assert!(Arc::ptr_eq(&a0, &a1));
+        assert!(a1.snapshot().up);
+        // The restarted one is new: nothing refreshed yet.
+        let b1 = by_name(&c, "b");
+        assert!(!Arc::ptr_eq(&b0, &b1));
+        assert!(!b1.snapshot().up && b1.snapshot().last_success.is_none());
+
+        // The same config again keeps everything.
+        let again = c.reconfigure(c.accounts().iter().map(|a| a.setup.clone()).collect());
+        assert_eq!(again.kept, strings(&["a", "b", "d"]));
+        assert!(again.restarted.is_empty() && again.added.is_empty() && again.removed.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_kept_account_lists_no_window_it_already_covered() {
+        let vendor = Arc::new(Vendor::default());
+        let c = collector(&["a"], &vendor);
+        let a = by_name(&c, "a");
+        a.refresh().await;
+        let first = vendor.lists("a");
+        assert!(first >= 1);
+        c.reconfigure(setups(&["a"]));
+        tokio::time::advance(Duration::from_secs(301)).await;
+        by_name(&c, "a").refresh().await;
+        let log = vendor.log.lock().unwrap().clone();
+        let heads: Vec<&String> = log
+            .iter()
+            .filter(|(id, p)| id == "a" && p.contains("from="))
+            .map(|(_, p)| p)
+            .collect();
+        // The second listing starts near the first's end (the overlap), not
+        // at the lookback start again.
+        let from = |p: &str| -> i64 {
+            p.split(['?', '&'])
+                .find_map(|kv| kv.strip_prefix("from="))
+                .unwrap()
+                .parse()
+                .unwrap()
+        };
+        assert!(heads.len() > first, "{heads:?}");
+        assert!(
+            from(heads[first]) > from(heads[0]) + 3600,
+            "relisted from the start after a reload that kept the account: {heads:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_restart_inherits_the_budget_spent() {
+        let vendor = Arc::new(Vendor::default());
+        let c = collector(&["a", "b"], &vendor);
+        for a in c.accounts().iter() {
+            a.refresh().await;
+        }
+        assert_eq!((vendor.lists("a"), vendor.lists("b")), (1, 1));
+        // a: only a setting changes (same rates: the budget is shared);
+        // b: its rate changes (a fresh budget that waits out the old one).
+        let mut next = setups(&["a", "b"]);
+        next[0].settings.retries = 0;
+        next[1].rates[0] = Rate::new(2, Duration::from_secs(300));
+        let s = c.reconfigure(next);
+        assert_eq!(s.restarted, strings(&["a", "b"]));
+        tokio::time::advance(Duration::from_secs(120)).await;
+        for a in c.accounts().iter() {
+            a.refresh().await;
+        }
+        assert_eq!(
+            (vendor.lists("a"), vendor.lists("b")),
+            (1, 1),
+            "a restarted account listed again inside the window its predecessor used"
+        );
+        tokio::time::advance(Duration::from_secs(200)).await;
+        for a in c.accounts().iter() {
+            a.refresh().await;
+        }
+        assert_eq!((vendor.lists("a"), vendor.lists("b")), (2, 2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_removed_account_stops_and_a_quick_comeback_waits_for_its_budget() {
+        let vendor = Arc::new(Vendor::default());
+        *vendor.hang.lock().unwrap() = Some("b".into());
+        let c = collector(&["a", "b"], &vendor);
+        let b = by_name(&c, "b");
+        let wait = b.ensure_fresh().expect("a refresh starts");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(vendor.lists("b"), 1);
+        assert!(!*wait.borrow());
+        let s = c.reconfigure(setups(&["a"]));
+        assert_eq!(s.removed, strings(&["b"]));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(
+            vendor.dropped.load(Ordering::SeqCst),
+            "the removed account's request in flight was not abandoned"
+        );
+        assert_eq!(names(&c), ["a"]);
+
+        // Back within its budget window: no request before the old one left it.
+        *vendor.hang.lock().unwrap() = None;
+        c.reconfigure(setups(&["a", "b"]));
+        by_name(&c, "b").refresh().await;
+        assert_eq!(vendor.lists("b"), 1);
+        tokio::time::advance(Duration::from_secs(310)).await;
+        by_name(&c, "b").refresh().await;
+        assert_eq!(vendor.lists("b"), 2);
     }
 }

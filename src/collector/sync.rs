@@ -608,6 +608,7 @@ mod tests {
                 name: "a".into(),
                 kind: VendorKind::Testing,
                 vendor: Arc::new(Relisting),
+                options: Default::default(),
                 rates: vec![Rate::new(1, Duration::from_secs(300))],
                 task_types: vec![TaskType::Prefetch],
                 settings: Settings {
@@ -625,7 +626,7 @@ mod tests {
     async fn relisting_alternates_warm_up_and_stretches_heads_over_unfinished() {
         let script = Script::default();
         let collector = collector(&script, 3);
-        let account = &collector.accounts[0];
+        let account = &collector.accounts()[0];
         let mut windows = Vec::new();
         for n in 0..6 {
             if n == 4 {
@@ -665,7 +666,7 @@ mod tests {
             ..Script::default()
         };
         let collector = collector(&script, 1);
-        let account = &collector.accounts[0];
+        let account = &collector.accounts()[0];
         for _ in 0..4 {
             account.refresh().await;
             tokio::time::advance(Duration::from_secs(310)).await;
@@ -914,6 +915,7 @@ mod health {
                 name: "a".into(),
                 kind: VendorKind::Testing,
                 vendor: Arc::new(TwoApis),
+                options: Default::default(),
                 rates: vec![
                     Rate::new(1, Duration::from_secs(300)),
                     Rate::new(10, Duration::from_secs(1)),
@@ -948,7 +950,7 @@ mod health {
             let script = Script::default();
             script.answer("scarce", answer);
             let c = collector(&script, Settings::default());
-            let a = &c.accounts[0];
+            let a = &c.accounts()[0];
             let mut ages = Vec::new();
             for _ in 0..4 {
                 a.refresh().await;
@@ -980,7 +982,7 @@ mod health {
     async fn data_age_follows_the_oldest_stream() {
         let script = Script::default();
         let c = collector(&script, Settings::default());
-        let a = &c.accounts[0];
+        let a = &c.accounts()[0];
         a.refresh().await;
         assert!(a.snapshot().up);
         assert_eq!(a.snapshot().last_success, Some(T0));
@@ -1014,7 +1016,7 @@ mod health {
             .unwrap()
             .push(("old".into(), 1, T0 - 3600, false));
         let c = collector(&script, Settings::default());
-        let a = &c.accounts[0];
+        let a = &c.accounts()[0];
         a.refresh().await;
         assert!(a.snapshot().up);
         script.answer("byid", Answer::Status(503));
@@ -1038,7 +1040,7 @@ mod health {
         let script = Script::default();
         script.answer("quota", Answer::Status(500));
         let c = collector(&script, Settings::default());
-        let a = &c.accounts[0];
+        let a = &c.accounts()[0];
         a.refresh().await;
         assert!(script.calls("quota") >= 1);
         assert!(!a.snapshot().up);
@@ -1057,7 +1059,7 @@ mod health {
                 ..Settings::default()
             },
         );
-        let a = &c.accounts[0];
+        let a = &c.accounts()[0];
         a.refresh().await;
         assert_eq!(script.calls("plenty"), 3);
         assert!(!a.snapshot().up);
@@ -1075,7 +1077,7 @@ mod health {
     async fn throttling_leaves_health_as_it_was_and_moves_no_success_time() {
         let script = Script::default();
         let c = collector(&script, Settings::default());
-        let a = &c.accounts[0];
+        let a = &c.accounts()[0];
         a.refresh().await;
         assert!(a.snapshot().up);
         tokio::time::advance(Duration::from_secs(310)).await;
@@ -1108,6 +1110,7 @@ mod health {
                 name: "a".into(),
                 kind: VendorKind::Testing,
                 vendor: Arc::new(TwoApis),
+                options: Default::default(),
                 rates: vec![Rate::new(1, Duration::from_secs(300)); 3],
                 task_types: vec![TaskType::Prefetch],
                 settings: Settings {
@@ -1119,7 +1122,7 @@ mod health {
             Arc::new(script.clone()),
             Arc::new(TokioClock::starting_at(T0)),
         );
-        let a = &c.accounts[0];
+        let a = &c.accounts()[0];
         a.refresh().await;
         assert!(a.snapshot().up);
         tokio::time::advance(Duration::from_secs(10)).await;

@@ -60,10 +60,28 @@ pub struct AccountConfig {
     pub context: VendorContext,
     /// The vendor module, built from the context and the validated options.
     pub vendor: Arc<dyn Vendor>,
+    /// The `options:` block the vendor was built from, so that a reload
+    /// can tell whether the vendor changed.
+    pub options: serde_yaml::Value,
     pub task_types: Vec<TaskType>,
     pub settings: Settings,
     /// Budget per vendor API, in the vendor's API order.
     pub rates: Vec<Rate>,
+}
+
+/// Equal when a reload may keep the running account: every input the
+/// account was built from is the same. The vendor module is compared
+/// through what built it (kind, context, options).
+impl PartialEq for AccountConfig {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+            && self.kind == other.kind
+            && self.context == other.context
+            && self.options == other.options
+            && self.task_types == other.task_types
+            && self.settings == other.settings
+            && self.rates == other.rates
+    }
 }
 
 /// Per-account timing and size settings (validated config).
@@ -481,6 +499,7 @@ impl Validator<'_> {
             credentials: credentials.clone().unwrap_or_default(),
             domain: acct.domain.clone(),
         };
+        let options = acct.options.clone();
         let vendor = match kind.build(context.clone(), acct.options) {
             Ok(v) => Some(v),
             Err(e) => {
@@ -515,6 +534,7 @@ impl Validator<'_> {
             kind,
             context,
             vendor: vendor?,
+            options,
             task_types,
             settings,
             rates,

@@ -76,6 +76,8 @@ pub(super) struct Scrape {
     pub shard: crate::shard::Shard,
     /// Accounts this replica polls.
     pub owned: usize,
+    /// The last config reload: (succeeded, Unix time of the last success).
+    pub reload: (bool, i64),
 }
 
 /// One account as the family writers see it.
@@ -207,7 +209,7 @@ const BY_STATUS: &[&str] = &["vendor", "account", "task_type", "status"];
 const BY_API: &[&str] = &["vendor", "account", "api"];
 
 /// Every family, in exposition order.
-pub static FAMILIES: [Family; 33] = [
+pub static FAMILIES: [Family; 35] = [
     Family {
         name: "cdn_tasks",
         kind: Kind::Gauge,
@@ -496,6 +498,20 @@ pub static FAMILIES: [Family; 33] = [
                 line(out, name, &r.l.account, &DETAIL_SET[set as usize], evicted[set as usize]);
             }
         }),
+    },
+    Family {
+        name: "cdn_exporter_config_last_reload_successful",
+        kind: Kind::Gauge,
+        help: "Whether the last configuration reload attempt was successful.",
+        labels: &[],
+        source: Source::Global(|out, name, sc| line(out, name, "", "", u64::from(sc.reload.0))),
+    },
+    Family {
+        name: "cdn_exporter_config_last_reload_success_timestamp_seconds",
+        kind: Kind::Gauge,
+        help: "Timestamp of the last successful configuration reload (the start, before any).",
+        labels: &[],
+        source: Source::Global(|out, name, sc| line_f(out, name, "", "", sc.reload.1 as f64)),
     },
     Family {
         name: "cdn_exporter_build_info",

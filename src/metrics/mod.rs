@@ -25,7 +25,7 @@ use crate::collector::{Account, Collector, Snapshot};
 use crate::task::TaskType;
 use families::{Labels, Row, Scrape, Source};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 /// The exposition format we write.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -47,9 +47,12 @@ type Block = Box<[String]>;
 /// was rendered at.
 #[derive(Clone)]
 struct Slot {
-    /// The account the slot belongs to (its address), so a renderer handed
-    /// another collector never serves one account's text for another.
-    account: usize,
+    /// The account the slot belongs to, so a renderer never serves one
+    /// account's text for another: after a reload replaced or removed
+    /// accounts, or when handed another collector. Weak, so a removed
+    /// account is freed, yet its address cannot be reused while the slot
+    /// exists.
+    account: Weak<Account>,
     generation: u64,
     labels: Arc<Labels>,
     block: Arc<Block>,
@@ -78,21 +81,23 @@ impl Renderer {
         Renderer::default()
     }
 
-    fn accounts(&self, c: &Collector) -> Vec<Current> {
+    fn accounts(&self, list: &[Arc<Account>]) -> Vec<Current> {
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-        slots.resize(c.accounts.len(), None);
+        // Slots beyond the accounts now configured (removed by a reload)
+        // go, with their text.
+        slots.resize(list.len(), None);
         // Sizes a new block like the last one rendered (accounts are alike).
         let mut hint: Option<Arc<Block>> = slots.iter().flatten().last().map(|s| s.block.clone());
-        c.accounts
-            .iter()
+        list.iter()
             .zip(slots.iter_mut())
             .map(|(a, slot)| {
-                let id = Arc::as_ptr(a) as usize;
                 // Read the generation before the data: a change during
                 // rendering makes the next scrape render again.
                 let generation = a.stats.generation();
                 let snapshot = a.snapshot();
-                let mine = slot.as_ref().filter(|s| s.account == id);
+                let mine = slot
+                    .as_ref()
+                    .filter(|s| std::ptr::eq(s.account.as_ptr(), Arc::as_ptr(a)));
                 if let Some(s) = mine.filter(|s| s.generation == generation) {
                     return Current {
                         labels: s.labels.clone(),
@@ -105,7 +110,7 @@ impl Renderer {
                 let block = Arc::new(render_account(a, &labels, &snapshot, sizes));
                 hint = Some(block.clone());
                 *slot = Some(Slot {
-                    account: id,
+                    account: Arc::downgrade(a),
                     generation,
                     labels: labels.clone(),
                     block: block.clone(),
@@ -121,7 +126,8 @@ impl Renderer {
 
     /// Renders every family. `now` is Unix seconds.
     pub fn render(&self, c: &Collector, now: i64) -> String {
-        let accounts = self.accounts(c);
+        let list = c.accounts();
+        let accounts = self.accounts(&list);
         let cached: usize = accounts
             .iter()
             .map(|r| r.block.iter().map(String::len).sum::<usize>())
@@ -132,8 +138,9 @@ impl Renderer {
             now,
             started: c.started,
             process: process::sample(),
-            shard: c.placement.shard,
-            owned: c.accounts.len(),
+            shard: c.placement().shard,
+            owned: c.accounts().len(),
+            reload: c.reload_status(),
         };
         for (i, f) in FAMILIES.iter().enumerate() {
             text::header(&mut out, f.name, f.kind.as_str(), f.help);
@@ -144,7 +151,7 @@ impl Renderer {
                     }
                 }
                 Source::Live(write) => {
-                    for (a, r) in c.accounts.iter().zip(&accounts) {
+                    for (a, r) in list.iter().zip(&accounts) {
                         let row = Row {
                             a,
                             l: &r.labels,
@@ -255,6 +262,7 @@ mod tests {
             process: process::sample(),
             shard: Default::default(),
             owned: 0,
+            reload: (true, 0),
         };
         let mut out = String::new();
         write(&mut out, f.name, &scrape);
@@ -264,5 +272,46 @@ mod tests {
             .unwrap_or_else(|| panic!("{out:?}"));
         assert!(value >= 0.05 && value.fract() != 0.0, "{out:?}");
         assert!(out.trim_end().contains('.'), "{out:?}");
+    }
+
+    /// A reload removes `a` and adds `c`: the renderer, reusing cached text
+    /// per account, shows exactly the accounts now configured.
+    #[test]
+    fn a_reload_leaves_no_cached_text_of_removed_accounts() {
+        let setups = |names: &[&str]| {
+            let mut text = String::from("accounts:\n");
+            for n in names {
+                text.push_str(&format!(
+                    "  - {{ name: {n}, vendor: testing, credentials: {{ id: {n}, secret: x }} }}\n"
+                ));
+            }
+            crate::config::parse(&text, "cfg.yml", &|_| None, &|_| Err("none".into()))
+                .unwrap()
+                .accounts
+        };
+        let c = Collector::new(
+            setups(&["a", "b"]),
+            Arc::new(crate::http::ReqwestTransport::new(1 << 20).unwrap()),
+            Arc::new(crate::clock::SystemClock),
+        );
+        let renderer = Renderer::new();
+        let before = renderer.render(&c, 0);
+        assert!(before.contains("account=\"a\"") && before.contains("account=\"b\""));
+        let s = c.reconfigure(setups(&["b", "c"]));
+        assert_eq!((s.kept.len(), s.added.len(), s.removed.len()), (1, 1, 1));
+        let after = renderer.render(&c, 0);
+        assert!(!after.contains("account=\"a\""), "{after}");
+        assert!(after.contains("account=\"b\"") && after.contains("account=\"c\""));
+        // Same text as a renderer that never saw the old set.
+        assert_eq!(
+            after
+                .lines()
+                .filter(|l| l.contains("account="))
+                .collect::<Vec<_>>(),
+            render(&c, 0)
+                .lines()
+                .filter(|l| l.contains("account="))
+                .collect::<Vec<_>>()
+        );
     }
 }

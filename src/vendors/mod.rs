@@ -214,7 +214,9 @@ pub fn parse_options_as<T: serde::de::DeserializeOwned + Default>(
 
 /// Credentials of one account. Field names are generic; README maps them
 /// to each vendor's terms (AccessKeyId, PublicKey, username, ...).
-#[derive(Debug, Clone, Default)]
+/// Equality compares secrets by value (a reload restarts an account whose
+/// key changed); it never prints them.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Credentials {
     /// The public half: access key id, public key, or user name.
     pub id: String,
@@ -225,7 +227,7 @@ pub struct Credentials {
 }
 
 /// What a vendor module needs to build requests for one account.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct VendorContext {
     /// Base URL, e.g. `https://cdn.aliyuncs.com` (no trailing slash).
     pub endpoint: String,

@@ -14,15 +14,16 @@ use std::fmt::Write as _;
 /// `GET /`.
 pub async fn page(State(s): State<AppState>) -> impl IntoResponse {
     let c = &s.collector;
+    let accounts = c.accounts();
     let mut refreshing = 0;
-    for a in &c.accounts {
+    for a in accounts.iter() {
         if a.ensure_fresh().is_some() {
             refreshing += 1;
         }
     }
     let now = c.clock.unix();
     let mut rows = String::new();
-    for a in &c.accounts {
+    for a in accounts.iter() {
         let snap = a.snapshot();
         let state = match (snap.up, snap.last_success) {
             (true, _) => "up",
@@ -92,7 +93,7 @@ pub async fn page(State(s): State<AppState>) -> impl IntoResponse {
     } else {
         String::new()
     };
-    let p = &c.placement;
+    let p = &c.placement();
     let mut shards = String::new();
     if p.shard.count > 1 {
         let _ = write!(
@@ -100,7 +101,7 @@ pub async fn page(State(s): State<AppState>) -> impl IntoResponse {
             "<p>Shard {} of {}: this replica polls the {} account(s) above; {} belong to other shards.</p>",
             p.shard.index,
             p.shard.count,
-            c.accounts.len(),
+            c.accounts().len(),
             p.unowned.len()
         );
         if !p.unowned.is_empty() {

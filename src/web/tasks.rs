@@ -132,7 +132,7 @@ pub struct TaskList {
 pub fn list(c: &Collector, f: &TaskFilter) -> TaskList {
     let now = c.clock.unix();
     let mut rows = Vec::new();
-    for a in &c.accounts {
+    for a in c.accounts().iter() {
         if !f.vendors.is_empty() && !f.vendors.iter().any(|v| v == a.kind.as_str()) {
             continue;
         }
@@ -248,13 +248,13 @@ fn render(
     problem: Option<&str>,
 ) -> String {
     let mut vendors: Vec<String> = c
-        .accounts
+        .accounts()
         .iter()
         .map(|a| a.kind.as_str().to_owned())
         .collect();
     vendors.sort();
     vendors.dedup();
-    let accounts: Vec<String> = c.accounts.iter().map(|a| a.name.clone()).collect();
+    let accounts: Vec<String> = c.accounts().iter().map(|a| a.name.clone()).collect();
     let types: Vec<String> = TaskType::ALL
         .iter()
         .map(|t| t.as_str().to_owned())
