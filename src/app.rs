@@ -148,7 +148,7 @@ pub fn scrape_deadline(headers: &HeaderMap, default: Duration, margin: Duration)
 async fn metrics_handler(State(s): State<AppState>, headers: HeaderMap) -> Response {
     let budget = scrape_deadline(&headers, s.scrape_timeout, s.scrape_timeout_margin);
     s.collector
-        .collect(tokio::time::Instant::now() + budget)
+        .scrape(tokio::time::Instant::now() + budget)
         .await;
     let body = s.renderer.render(&s.collector, s.collector.clock.unix());
     ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], body).into_response()
