@@ -183,6 +183,12 @@ async fn metrics_handler(State(s): State<AppState>, headers: HeaderMap) -> Respo
     let vary = (header::VARY, "Accept-Encoding");
     if accepts_gzip(&headers) {
         let body = s.renderer.render_gzip(&s.collector, now);
+        tracing::debug!(
+            event = "scrape",
+            encoding = "gzip",
+            bytes = body.len(),
+            "metrics served"
+        );
         (
             [
                 (header::CONTENT_TYPE, metrics::CONTENT_TYPE),
@@ -194,6 +200,12 @@ async fn metrics_handler(State(s): State<AppState>, headers: HeaderMap) -> Respo
             .into_response()
     } else {
         let body = s.renderer.render(&s.collector, now);
+        tracing::debug!(
+            event = "scrape",
+            encoding = "identity",
+            bytes = body.len(),
+            "metrics served"
+        );
         ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE), vary], body).into_response()
     }
 }
