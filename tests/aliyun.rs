@@ -9,17 +9,21 @@ use cdn_task_exporter::collector::Collector;
 use cdn_task_exporter::http::{HttpRequest, Method, ReqwestTransport, Transport};
 use cdn_task_exporter::secret::Secret;
 use cdn_task_exporter::sim::aliyun::{wire_id, AliyunSim};
-use cdn_task_exporter::sim::{max_in_window, serve, Fault, SimTask, World};
+use cdn_task_exporter::sim::{max_in_window, Fault, SimTask, World};
 use cdn_task_exporter::task::{TaskStatus, TaskType};
 use cdn_task_exporter::vendors::aliyun::{api, sign, TASK_TYPES};
 use cdn_task_exporter::{app, config};
-use common::{scrape, value};
+use common::{scrape, sim_endpoint, value, Account};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 const AK: &str = "LTAI5tSimAccessKeyId";
 const SECRET: &str = "sim-secret-7f3a9c";
+const SHOP: Account = Account {
+    vendor: "aliyun",
+    name: "shop",
+};
 
 fn now() -> i64 {
     chrono::Utc::now().timestamp()
@@ -41,8 +45,8 @@ fn task(seq: u64, t: TaskType, age: i64, runs_for: Option<i64>, fails: bool) -> 
 
 async fn start(world: Arc<World>) -> (AliyunSim, String) {
     let sim = AliyunSim::new(world, AK, SECRET);
-    let (addr, _) = serve(sim.clone().router()).await.unwrap();
-    (sim, format!("http://{addr}"))
+    let endpoint = sim_endpoint(sim.clone().router()).await;
+    (sim, endpoint)
 }
 
 fn collector(yaml: &str) -> Collector {
@@ -55,53 +59,16 @@ fn collector(yaml: &str) -> Collector {
 }
 
 fn account(endpoint: &str, extra: &str) -> String {
-    format!(
-        r#"
-accounts:
-  - name: shop
-    vendor: aliyun
-    endpoint: {endpoint}
-    credentials: {{ id: {AK}, secret: {SECRET} }}
-    min_refresh_interval: 1s
-    overlap: 1s
-{extra}"#
+    SHOP.yaml(
+        endpoint,
+        AK,
+        SECRET,
+        &format!("    min_refresh_interval: 1s\n    overlap: 1s\n{extra}"),
     )
 }
 
 fn tasks(m: &HashMap<String, f64>, t: TaskType, s: TaskStatus) -> f64 {
-    value(
-        m,
-        "cdn_tasks",
-        &[
-            ("vendor", "aliyun"),
-            ("account", "shop"),
-            ("task_type", t.as_str()),
-            ("status", s.as_str()),
-        ],
-    )
-    .unwrap_or(0.0)
-}
-
-fn requests(m: &HashMap<String, f64>, api: &str, outcome: &str) -> f64 {
-    value(
-        m,
-        "cdn_vendor_api_requests_total",
-        &[
-            ("vendor", "aliyun"),
-            ("account", "shop"),
-            ("api", api),
-            ("outcome", outcome),
-        ],
-    )
-    .unwrap_or(f64::NAN)
-}
-
-fn up(m: &HashMap<String, f64>) -> Option<f64> {
-    value(
-        m,
-        "cdn_vendor_up",
-        &[("vendor", "aliyun"), ("account", "shop")],
-    )
+    SHOP.tasks(m, t, s).unwrap_or(0.0)
 }
 
 fn assert_matches_truth(sim: &AliyunSim, m: &HashMap<String, f64>, from: i64) {
@@ -135,7 +102,7 @@ async fn pages_every_object_type_within_three_days_and_the_budget() {
     // builder keeps StartTime inside them.
     let c = collector(&account(&endpoint, "    lookback: 7d\n"));
     let (text, m) = scrape(&c).await;
-    assert_eq!(up(&m), Some(1.0), "{text}");
+    assert_eq!(SHOP.up(&m), Some(1.0), "{text}");
     assert_matches_truth(&sim, &m, now() - 3 * 86_400);
     assert!(tasks(&m, TaskType::RefreshFile, TaskStatus::Failed) > 0.0);
     assert!(tasks(&m, TaskType::Prefetch, TaskStatus::Running) > 0.0);
@@ -186,7 +153,7 @@ async fn pages_every_object_type_within_three_days_and_the_budget() {
     let worst = max_in_window(&log, "DescribeRefreshTasks", Duration::from_secs(1));
     assert!(worst <= 2, "{worst} list requests in one second");
     assert_eq!(
-        requests(&m, "DescribeRefreshTasks", "ok"),
+        SHOP.requests(&m, "DescribeRefreshTasks", "ok"),
         lists.len() as f64
     );
 }
@@ -240,7 +207,7 @@ async fn unfinished_tasks_are_rechecked_by_id_until_they_finish() {
 
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let (_, m) = scrape(&c).await;
-    assert_eq!(up(&m), Some(1.0));
+    assert_eq!(SHOP.up(&m), Some(1.0));
     let later = sim.requests();
     let third = by_id(&later[after_two.len()..]);
     assert!(
@@ -251,7 +218,7 @@ async fn unfinished_tasks_are_rechecked_by_id_until_they_finish() {
         !third.iter().any(|i| i.contains(&wire_id(&done_soon.id))),
         "a finished task is never re-requested: {third:?}"
     );
-    assert!(requests(&m, "DescribeRefreshTaskById", "ok") >= 2.0);
+    assert!(SHOP.requests(&m, "DescribeRefreshTaskById", "ok") >= 2.0);
     assert!(later.iter().all(|r| r.answer == "ok"), "{later:?}");
 }
 
@@ -279,7 +246,7 @@ async fn throttling_backs_off_counts_and_holds_the_budget() {
         assert!(sim.control.admit(LIST));
     }
     let (_, m) = scrape(&c).await;
-    assert_eq!(requests(&m, LIST, "throttled"), 1.0);
+    assert_eq!(SHOP.requests(&m, LIST, "throttled"), 1.0);
     assert_eq!(sim.requests()[0].answer, "TooManyRequests");
     // Then the gateway's flow control (400 Throttling.User) for a while.
     sim.control.set_fault(Fault::Throttle);
@@ -301,12 +268,12 @@ async fn throttling_backs_off_counts_and_holds_the_budget() {
         700.0,
         "the listing completes once throttling stops"
     );
-    assert_eq!(up(&m), Some(1.0));
+    assert_eq!(SHOP.up(&m), Some(1.0));
     let log = sim.control.received();
     let lists: Vec<_> = log.iter().filter(|r| r.api == LIST).collect();
     let throttled: Vec<_> = lists.iter().filter(|r| r.answer == "throttled").collect();
     assert_eq!(throttled.len(), 3, "{lists:?}");
-    assert_eq!(requests(&m, LIST, "throttled"), 3.0);
+    assert_eq!(SHOP.requests(&m, LIST, "throttled"), 3.0);
     // Backoff: nothing on that API for 1 s, 2 s, 4 s after each answer.
     for (k, t) in throttled.iter().enumerate() {
         let next = lists
@@ -325,7 +292,7 @@ async fn throttling_backs_off_counts_and_holds_the_budget() {
     // Budget held: 0.5 x 5/s, rejected calls included.
     let worst = max_in_window(&log, LIST, Duration::from_secs(1));
     assert!(worst <= 2, "{worst} list requests in one second");
-    assert_eq!(requests(&m, LIST, "ok"), 7.0, "7 pages of 100");
+    assert_eq!(SHOP.requests(&m, LIST, "ok"), 7.0, "7 pages of 100");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -336,8 +303,8 @@ async fn bad_or_unknown_keys_are_auth_errors_and_never_leak() {
     let wrong = account(&endpoint, "").replace(SECRET, "wrong-secret-value-123");
     let c = collector(&wrong);
     let (text, m) = scrape(&c).await;
-    assert_eq!(up(&m), Some(0.0));
-    assert_eq!(requests(&m, "DescribeRefreshTasks", "auth_error"), 1.0);
+    assert_eq!(SHOP.up(&m), Some(0.0));
+    assert_eq!(SHOP.requests(&m, "DescribeRefreshTasks", "auth_error"), 1.0);
     assert_eq!(sim.requests()[0].answer, "SignatureDoesNotMatch");
     let snap = c.accounts[0].snapshot();
     let err = snap.last_error.clone().unwrap_or_default();
@@ -357,8 +324,8 @@ async fn bad_or_unknown_keys_are_auth_errors_and_never_leak() {
 
     let unknown = account(&endpoint, "").replace(AK, "LTAI5tNobodyKnowsMe");
     let (_, m) = scrape(&collector(&unknown)).await;
-    assert_eq!(up(&m), Some(0.0));
-    assert_eq!(requests(&m, "DescribeRefreshTasks", "auth_error"), 1.0);
+    assert_eq!(SHOP.up(&m), Some(0.0));
+    assert_eq!(SHOP.requests(&m, "DescribeRefreshTasks", "auth_error"), 1.0);
     assert!(sim
         .requests()
         .iter()
@@ -390,13 +357,13 @@ async fn malformed_truncated_html_and_oversized_bodies_are_parse_errors() {
             account(&endpoint, "    task_types: [refresh_file]\n")
         );
         let (_, m) = scrape(&collector(&yaml)).await;
-        assert_eq!(up(&m), Some(0.0), "{fault:?}");
+        assert_eq!(SHOP.up(&m), Some(0.0), "{fault:?}");
         assert_eq!(
-            requests(&m, "DescribeRefreshTasks", "parse_error"),
+            SHOP.requests(&m, "DescribeRefreshTasks", "parse_error"),
             1.0,
             "{fault:?}"
         );
-        assert_eq!(requests(&m, "DescribeRefreshTasks", "ok"), 0.0);
+        assert_eq!(SHOP.requests(&m, "DescribeRefreshTasks", "ok"), 0.0);
     }
     sim.control.set_fault(Fault::None);
     // The four collectors above share the account's 5/s with this one.
@@ -404,7 +371,7 @@ async fn malformed_truncated_html_and_oversized_bodies_are_parse_errors() {
     let c = collector(&account(&endpoint, ""));
     let (_, m) = scrape(&c).await;
     assert_eq!(
-        up(&m),
+        SHOP.up(&m),
         Some(1.0),
         "healthy again once the vendor is: {:?}",
         c.accounts[0].snapshot().last_error
@@ -424,7 +391,7 @@ async fn acs3_signing_is_accepted_end_to_end() {
         "    options: { signature: acs3, page_size: 7 }\n",
     ));
     let (_, m) = scrape(&c).await;
-    assert_eq!(up(&m), Some(1.0));
+    assert_eq!(SHOP.up(&m), Some(1.0));
     assert_matches_truth(&sim, &m, now() - 86_400);
     let got = sim.requests();
     assert!(got.iter().all(|r| r.answer == "ok"), "{got:?}");

@@ -5,32 +5,24 @@ mod common;
 
 use cdn_task_exporter::clock::SystemClock;
 use cdn_task_exporter::sim::aliyun::AliyunSim;
-use cdn_task_exporter::sim::{serve, Traffic, World};
+use cdn_task_exporter::sim::Traffic;
 use cdn_task_exporter::task::{TaskStatus, TaskType};
 use cdn_task_exporter::vendors::aliyun::TASK_TYPES;
-use common::{parse_metrics, value, Exporter};
+use common::{frozen_world, parse_metrics, sim_endpoint, traffic, value, Exporter};
 use std::sync::Arc;
 use std::time::Duration;
 
 const AK: &str = "LTAI5tBlackBoxKeyId";
 
 async fn start_sim(seed: u64, secret: &str) -> (AliyunSim, String) {
-    let world = World::new(Arc::new(SystemClock));
-    world.with_traffic(
-        Traffic {
-            seed,
-            tasks_per_hour: 300.0,
-            failure_rate: 0.1,
-            stall_rate: 0.05,
-            task_types: TASK_TYPES.to_vec(),
-            ..Traffic::default()
-        },
-        Duration::from_secs(6 * 3600),
-    );
-    world.freeze();
+    let traffic = Traffic {
+        failure_rate: 0.1,
+        ..traffic(seed, 300.0, TASK_TYPES)
+    };
+    let world = frozen_world(Arc::new(SystemClock), traffic, 6);
     let sim = AliyunSim::new(world, AK, secret);
-    let (addr, _) = serve(sim.clone().router()).await.unwrap();
-    (sim, format!("http://{addr}"))
+    let endpoint = sim_endpoint(sim.clone().router()).await;
+    (sim, endpoint)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

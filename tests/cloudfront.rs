@@ -12,17 +12,19 @@ use cdn_task_exporter::clock::{Clock, SharedClock, SystemClock, TokioClock};
 use cdn_task_exporter::collector::Collector;
 use cdn_task_exporter::http::{HttpRequest, Method};
 use cdn_task_exporter::sim::cloudfront::{invalidation_id, CloudfrontSim};
-use cdn_task_exporter::sim::{
-    max_in_window, serve, Fault, RouterTransport, SimTask, Traffic, World,
-};
+use cdn_task_exporter::sim::{max_in_window, Fault, RouterTransport, SimTask, Traffic, World};
 use cdn_task_exporter::task::{TaskStatus, TaskType};
 use cdn_task_exporter::vendors::cloudfront::api;
 use cdn_task_exporter::vendors::cloudfront::sign;
-use common::{collector, reqwest, scrape, value};
+use common::{collector, frozen_world, reqwest, scrape, sim_endpoint, traffic, Account};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+const CF: Account = Account {
+    vendor: "cloudfront",
+    name: "cf",
+};
 const AK: &str = "AKIASIMULATEDEXAMPLE";
 const SK: &str = "sim/cloudfront+secret-access-key-value";
 const DISTS: [&str; 2] = ["EDFDVBD6EXAMPLE", "E2QWRUHEXAMPLE"];
@@ -31,36 +33,19 @@ const T0: i64 = 1_700_000_000;
 
 /// A world with `hours` of file and directory refreshes, frozen.
 fn world(clock: SharedClock, seed: u64, per_hour: f64, hours: u64) -> Arc<World> {
-    let w = World::new(clock);
-    w.with_traffic(
-        Traffic {
-            seed,
-            tasks_per_hour: per_hour,
-            failure_rate: 0.1,
-            stall_rate: 0.05,
-            task_types: TYPES.to_vec(),
-            max_urls: 5,
-        },
-        Duration::from_secs(hours * 3600),
-    );
-    w.freeze();
-    w
+    let traffic = Traffic {
+        failure_rate: 0.1,
+        ..traffic(seed, per_hour, &TYPES)
+    };
+    frozen_world(clock, traffic, hours)
 }
 
 fn account_yaml(endpoint: &str, secret: &str, extra: &str) -> String {
+    let settings =
+        format!("    lookback: 6h\n    min_refresh_interval: 1s\n    retries: 0\n{extra}");
     format!(
-        r#"
-max_response_bytes: 1048576
-accounts:
-  - name: cf
-    vendor: cloudfront
-    endpoint: {endpoint}
-    credentials: {{ id: {AK}, secret: "{secret}" }}
-    lookback: 6h
-    min_refresh_interval: 1s
-    retries: 0
-{extra}
-"#
+        "max_response_bytes: 1048576\n{}",
+        CF.yaml(endpoint, AK, secret, &settings)
     )
 }
 
@@ -72,23 +57,7 @@ fn options(max_items: u32) -> String {
 }
 
 async fn start(sim: &CloudfrontSim) -> String {
-    let (addr, _) = serve(sim.clone().router()).await.expect("bind simulator");
-    format!("http://{addr}")
-}
-
-fn series(m: &HashMap<String, f64>, name: &str, extra: &[(&str, &str)]) -> Option<f64> {
-    let mut l = vec![("vendor", "cloudfront"), ("account", "cf")];
-    l.extend_from_slice(extra);
-    value(m, name, &l)
-}
-
-fn requests(m: &HashMap<String, f64>, api: &str, outcome: &str) -> f64 {
-    series(
-        m,
-        "cdn_vendor_api_requests_total",
-        &[("api", api), ("outcome", outcome)],
-    )
-    .unwrap_or(-1.0)
+    sim_endpoint(sim.clone().router()).await
 }
 
 fn last_error(c: &Collector) -> String {
@@ -107,16 +76,20 @@ fn assert_truth(m: &HashMap<String, f64>, sim: &CloudfrontSim, from: i64) {
         for s in TaskStatus::ALL {
             let l = [("task_type", t.as_str()), ("status", s.as_str())];
             let want = truth.get(&(t, s)).copied().unwrap_or(0) as f64;
-            assert_eq!(series(m, "cdn_tasks", &l), Some(want), "cdn_tasks {t}/{s}");
+            assert_eq!(
+                CF.series(m, "cdn_tasks", &l),
+                Some(want),
+                "cdn_tasks {t}/{s}"
+            );
             let want = urls.get(&(t, s)).copied().unwrap_or(0) as f64;
             assert_eq!(
-                series(m, "cdn_task_urls", &l),
+                CF.series(m, "cdn_task_urls", &l),
                 Some(want),
                 "cdn_task_urls {t}/{s}"
             );
         }
         let l = [("task_type", t.as_str()), ("status", "failed")];
-        assert_eq!(series(m, "cdn_tasks", &l), Some(0.0), "no failed state");
+        assert_eq!(CF.series(m, "cdn_tasks", &l), Some(0.0), "no failed state");
     }
 }
 
@@ -138,13 +111,13 @@ async fn pages_every_distribution_and_fetches_each_invalidation_once() {
     // 2/s on GetInvalidation: the cold start takes a while; scrape on.
     let mut m = m;
     for _ in 0..20 {
-        if series(&m, "cdn_vendor_up", &[]) == Some(1.0)
+        if CF.series(&m, "cdn_vendor_up", &[]) == Some(1.0)
             && sim.truth(T0 - 6 * 3600).values().sum::<u64>() as f64
                 == TYPES
                     .iter()
                     .flat_map(|t| TaskStatus::ALL.iter().map(move |s| (t, s)))
                     .filter_map(|(t, s)| {
-                        series(
+                        CF.series(
                             &m,
                             "cdn_tasks",
                             &[("task_type", t.as_str()), ("status", s.as_str())],
@@ -202,7 +175,7 @@ async fn pages_every_distribution_and_fetches_each_invalidation_once() {
             worst <= 2,
             "{api}: {worst} requests in one second, budget 2/s"
         );
-        assert_eq!(requests(&m, api, "throttled"), 0.0, "{api}");
+        assert_eq!(CF.requests(&m, api, "throttled"), 0.0, "{api}");
     }
     // In-progress quotas: the stalled invalidations hold paths.
     let mut used = HashMap::new();
@@ -224,7 +197,7 @@ async fn pages_every_distribution_and_fetches_each_invalidation_once() {
     let files = used.values().map(|u| u.0).max().unwrap_or(0);
     let wild = used.values().map(|u| u.1).max().unwrap_or(0);
     assert!(files + wild > 0, "some invalidations are in progress");
-    let q = |n: &str, t: &str| series(&m, n, &[("task_type", t)]);
+    let q = |n: &str, t: &str| CF.series(&m, n, &[("task_type", t)]);
     assert_eq!(q("cdn_quota_limit", "refresh_file"), Some(3000.0));
     assert_eq!(
         q("cdn_quota_remaining", "refresh_file"),
@@ -284,7 +257,7 @@ async fn in_progress_invalidations_are_rechecked_until_completed_then_never_agai
         TYPES
             .iter()
             .filter_map(|t| {
-                series(
+                CF.series(
                     m,
                     "cdn_tasks",
                     &[("task_type", t.as_str()), ("status", "running")],
@@ -300,11 +273,11 @@ async fn in_progress_invalidations_are_rechecked_until_completed_then_never_agai
     // Six file + wildcard paths in progress: 1+3+5 dir, 2+4+6 file? (even
     // i are files: 1, 3, 5 paths; odd i are dirs: 2, 4, 6 paths).
     assert_eq!(
-        series(&m, "cdn_quota_remaining", &[("task_type", "refresh_file")]),
+        CF.series(&m, "cdn_quota_remaining", &[("task_type", "refresh_file")]),
         Some(3000.0 - 9.0)
     );
     assert_eq!(
-        series(&m, "cdn_quota_remaining", &[("task_type", "refresh_dir")]),
+        CF.series(&m, "cdn_quota_remaining", &[("task_type", "refresh_dir")]),
         Some(15.0 - 12.0)
     );
     tokio::time::advance(Duration::from_secs(1200)).await;
@@ -316,7 +289,7 @@ async fn in_progress_invalidations_are_rechecked_until_completed_then_never_agai
     let done: f64 = TYPES
         .iter()
         .filter_map(|t| {
-            series(
+            CF.series(
                 &m,
                 "cdn_tasks_finished_total",
                 &[("task_type", t.as_str()), ("status", "success")],
@@ -328,11 +301,11 @@ async fn in_progress_invalidations_are_rechecked_until_completed_then_never_agai
         "every completion counted once, the failing world task as success"
     );
     assert_eq!(
-        series(&m, "cdn_quota_remaining", &[("task_type", "refresh_file")]),
+        CF.series(&m, "cdn_quota_remaining", &[("task_type", "refresh_file")]),
         Some(3000.0)
     );
     assert_eq!(
-        series(&m, "cdn_quota_remaining", &[("task_type", "refresh_dir")]),
+        CF.series(&m, "cdn_quota_remaining", &[("task_type", "refresh_dir")]),
         Some(15.0)
     );
     for _ in 0..3 {
@@ -367,19 +340,19 @@ async fn throttling_backs_off_is_counted_and_the_budget_holds() {
     );
     let mut m = scrape(&c).await.1;
     for _ in 0..10 {
-        if series(&m, "cdn_vendor_up", &[]) == Some(1.0) {
+        if CF.series(&m, "cdn_vendor_up", &[]) == Some(1.0) {
             break;
         }
         tokio::time::advance(Duration::from_secs(20)).await;
         m = scrape(&c).await.1;
     }
     assert_eq!(
-        series(&m, "cdn_vendor_up", &[]),
+        CF.series(&m, "cdn_vendor_up", &[]),
         Some(1.0),
         "{}",
         last_error(&c)
     );
-    assert_eq!(requests(&m, "GetInvalidation", "throttled"), 0.0);
+    assert_eq!(CF.requests(&m, "GetInvalidation", "throttled"), 0.0);
     sim.control
         .limit("GetInvalidation", Rate::new(1, Duration::from_secs(1)));
     for _ in 0..8 {
@@ -390,7 +363,7 @@ async fn throttling_backs_off_is_counted_and_the_budget_holds() {
     let throttled: Vec<_> = log.iter().filter(|r| r.answer == "throttled").collect();
     assert!(!throttled.is_empty(), "the simulator throttled");
     assert_eq!(
-        requests(&m, "GetInvalidation", "throttled"),
+        CF.requests(&m, "GetInvalidation", "throttled"),
         throttled.len() as f64
     );
     let gets: Vec<_> = log.iter().filter(|r| r.api == "GetInvalidation").collect();
@@ -407,7 +380,7 @@ async fn throttling_backs_off_is_counted_and_the_budget_holds() {
         assert!(worst <= 2, "{api}: {worst} in one second, budget 2/s");
     }
     assert_eq!(
-        series(&m, "cdn_vendor_up", &[]),
+        CF.series(&m, "cdn_vendor_up", &[]),
         Some(1.0),
         "throttling is not an outage"
     );
@@ -438,8 +411,8 @@ async fn wrong_keys_denied_distributions_and_unknown_ones_never_leak() {
         Arc::new(SystemClock),
     );
     let (text, m) = scrape(&c).await;
-    assert_eq!(series(&m, "cdn_vendor_up", &[]), Some(0.0));
-    assert_eq!(requests(&m, "ListInvalidations", "auth_error"), 1.0);
+    assert_eq!(CF.series(&m, "cdn_vendor_up", &[]), Some(0.0));
+    assert_eq!(CF.requests(&m, "ListInvalidations", "auth_error"), 1.0);
     let err = last_error(&c);
     assert!(
         err.contains("SignatureDoesNotMatch") && err.contains("auth_error"),
@@ -451,7 +424,7 @@ async fn wrong_keys_denied_distributions_and_unknown_ones_never_leak() {
     let yaml = account_yaml(&endpoint, SK, &options(100)).replace(AK, "AKIASOMEBODYELSE");
     let c = collector(&yaml, reqwest(), Arc::new(SystemClock));
     let (text, m) = scrape(&c).await;
-    assert_eq!(series(&m, "cdn_vendor_up", &[]), Some(0.0));
+    assert_eq!(CF.series(&m, "cdn_vendor_up", &[]), Some(0.0));
     assert!(
         last_error(&c).contains("InvalidClientTokenId"),
         "{}",
@@ -466,8 +439,8 @@ async fn wrong_keys_denied_distributions_and_unknown_ones_never_leak() {
         Arc::new(SystemClock),
     );
     let (_, m) = scrape(&c).await;
-    assert_eq!(series(&m, "cdn_vendor_up", &[]), Some(0.0));
-    assert_eq!(requests(&m, "ListInvalidations", "auth_error"), 1.0);
+    assert_eq!(CF.series(&m, "cdn_vendor_up", &[]), Some(0.0));
+    assert_eq!(CF.requests(&m, "ListInvalidations", "auth_error"), 1.0);
     assert!(
         last_error(&c).contains("AccessDenied"),
         "{}",
@@ -481,8 +454,8 @@ async fn wrong_keys_denied_distributions_and_unknown_ones_never_leak() {
     );
     let c = collector(&yaml, reqwest(), Arc::new(SystemClock));
     let (_, m) = scrape(&c).await;
-    assert_eq!(series(&m, "cdn_vendor_up", &[]), Some(0.0));
-    assert_eq!(requests(&m, "ListInvalidations", "client_error"), 1.0);
+    assert_eq!(CF.series(&m, "cdn_vendor_up", &[]), Some(0.0));
+    assert_eq!(CF.requests(&m, "ListInvalidations", "client_error"), 1.0);
     assert!(
         last_error(&c).contains("NoSuchDistribution"),
         "{}",
@@ -498,7 +471,7 @@ async fn wrong_keys_denied_distributions_and_unknown_ones_never_leak() {
         Arc::new(SystemClock),
     );
     let (_, m) = scrape(&c).await;
-    assert_eq!(requests(&m, "ListInvalidations", "auth_error"), 1.0);
+    assert_eq!(CF.requests(&m, "ListInvalidations", "auth_error"), 1.0);
     assert!(
         last_error(&c).contains("Signature expired"),
         "{}",
@@ -514,7 +487,7 @@ async fn wrong_keys_denied_distributions_and_unknown_ones_never_leak() {
         Arc::new(SystemClock),
     );
     let (_, m) = scrape(&c).await;
-    assert_eq!(series(&m, "cdn_vendor_up", &[]), Some(0.0));
+    assert_eq!(CF.series(&m, "cdn_vendor_up", &[]), Some(0.0));
     let yaml = account_yaml(&endpoint, SK, &options(100)).replace(
         &format!("secret: \"{SK}\""),
         &format!("secret: \"{SK}\", session_token: sts-token-abc"),
@@ -522,7 +495,7 @@ async fn wrong_keys_denied_distributions_and_unknown_ones_never_leak() {
     let c = collector(&yaml, reqwest(), Arc::new(SystemClock));
     let (text, m) = scrape(&c).await;
     assert_eq!(
-        series(&m, "cdn_vendor_up", &[]),
+        CF.series(&m, "cdn_vendor_up", &[]),
         Some(1.0),
         "{}",
         last_error(&c)
@@ -549,11 +522,11 @@ async fn malformed_oversized_and_html_bodies_are_parse_errors() {
         );
         let (text, m) = scrape(&c).await;
         assert_eq!(
-            requests(&m, "ListInvalidations", "parse_error"),
+            CF.requests(&m, "ListInvalidations", "parse_error"),
             1.0,
             "{fault:?}"
         );
-        assert_eq!(series(&m, "cdn_vendor_up", &[]), Some(0.0), "{fault:?}");
+        assert_eq!(CF.series(&m, "cdn_vendor_up", &[]), Some(0.0), "{fault:?}");
         assert!(
             text.contains("cdn_tasks{"),
             "{fault:?}: metrics still render"
@@ -566,8 +539,8 @@ async fn malformed_oversized_and_html_bodies_are_parse_errors() {
         Arc::new(SystemClock),
     );
     let (_, m) = scrape(&c).await;
-    assert_eq!(requests(&m, "ListInvalidations", "server_error"), 1.0);
-    assert_eq!(series(&m, "cdn_vendor_up", &[]), Some(0.0));
+    assert_eq!(CF.requests(&m, "ListInvalidations", "server_error"), 1.0);
+    assert_eq!(CF.series(&m, "cdn_vendor_up", &[]), Some(0.0));
     sim.control.set_fault(Fault::None);
 }
 

@@ -8,9 +8,9 @@ mod common;
 
 use cdn_task_exporter::clock::SystemClock;
 use cdn_task_exporter::sim::cloudfront::CloudfrontSim;
-use cdn_task_exporter::sim::{serve, Traffic, World};
+use cdn_task_exporter::sim::{Traffic, World};
 use cdn_task_exporter::task::{TaskStatus, TaskType};
-use common::{parse_metrics, value, Exporter};
+use common::{frozen_world, parse_metrics, sim_endpoint, traffic, value, Exporter};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,22 +21,15 @@ const DISTS: [&str; 2] = ["EDFDVBD6EXAMPLE", "E2QWRUHEXAMPLE"];
 const TYPES: [TaskType; 2] = [TaskType::RefreshFile, TaskType::RefreshDir];
 
 async fn start_sim(seed: u64) -> (Arc<World>, CloudfrontSim, String) {
-    let world = World::new(Arc::new(SystemClock));
-    world.with_traffic(
-        Traffic {
-            seed,
-            tasks_per_hour: 30.0,
-            failure_rate: 0.1,
-            stall_rate: 0.05,
-            task_types: TYPES.to_vec(),
-            max_urls: 6,
-        },
-        Duration::from_secs(4 * 3600),
-    );
-    world.freeze();
+    let traffic = Traffic {
+        failure_rate: 0.1,
+        max_urls: 6,
+        ..traffic(seed, 30.0, &TYPES)
+    };
+    let world = frozen_world(Arc::new(SystemClock), traffic, 4);
     let sim = CloudfrontSim::new(world.clone(), AK, SK, &DISTS).with_session_token(TOKEN);
-    let (addr, _) = serve(sim.clone().router()).await.unwrap();
-    (world, sim, format!("http://{addr}"))
+    let endpoint = sim_endpoint(sim.clone().router()).await;
+    (world, sim, endpoint)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,12 +5,13 @@
 //! Needs `promtool` and `amtool` on PATH: run `scripts/install-deps.sh`. A missing
 //! tool is a test failure, never a silent skip.
 
+mod common;
+
+use common::tempdir::TempDir;
 use std::fs;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -62,32 +63,6 @@ fn assert_fails(tool: &str, dir: &Path, args: &[&str]) -> String {
         args.join(" ")
     );
     t
-}
-
-/// A fresh, empty directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let dir = std::env::temp_dir().join(format!(
-            "cdn-task-exporter-rules-{tag}-{}-{nanos}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
-        fs::create_dir_all(&dir).expect("create temp dir");
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
 }
 
 /// Names of the alerts defined in prometheus/alerts.yml (`- alert: Name` lines).
@@ -202,16 +177,20 @@ fn unit_tests_catch_a_broken_alert_expression() {
         good,
         r#"task_type=~"refresh_.*",status="nonexistent"}[15m]"#,
     );
-    fs::write(tmp.0.join("alerts.yml"), broken).unwrap();
+    fs::write(tmp.path().join("alerts.yml"), broken).unwrap();
     fs::write(
-        tmp.0.join("alerts_test.yml"),
+        tmp.path().join("alerts_test.yml"),
         read("prometheus/alerts_test.yml"),
     )
     .unwrap();
 
     // The broken file is still valid PromQL, so only the unit tests can catch it.
-    assert_ok("promtool", &tmp.0, &["check", "rules", "alerts.yml"]);
-    let out = assert_fails("promtool", &tmp.0, &["test", "rules", "alerts_test.yml"]);
+    assert_ok("promtool", tmp.path(), &["check", "rules", "alerts.yml"]);
+    let out = assert_fails(
+        "promtool",
+        tmp.path(),
+        &["test", "rules", "alerts_test.yml"],
+    );
     assert!(out.contains("FAILED"), "{out}");
     assert!(
         out.contains("CdnPurgeTaskFailed"),
@@ -230,11 +209,11 @@ fn check_rules_catches_a_syntax_error() {
         "CdnVendorApiDown expression not found in alerts.yml"
     );
     fs::write(
-        tmp.0.join("alerts.yml"),
+        tmp.path().join("alerts.yml"),
         alerts.replace(good, "cdn_vendor_up == (0"),
     )
     .unwrap();
-    let out = assert_fails("promtool", &tmp.0, &["check", "rules", "alerts.yml"]);
+    let out = assert_fails("promtool", tmp.path(), &["check", "rules", "alerts.yml"]);
     assert!(
         out.to_lowercase().contains("parse error") || out.contains("FAILED"),
         "{out}"
@@ -361,14 +340,14 @@ fn gen_rules(out: &Path, env: &[(&str, &str)]) -> Output {
 #[test]
 fn shipped_rules_equal_the_generated_ones() {
     let tmp = TempDir::new("gen-default");
-    let out = gen_rules(&tmp.0, &[]);
+    let out = gen_rules(tmp.path(), &[]);
     assert!(out.status.success(), "{}", text(&out));
     for (generated, shipped) in [
         ("alerts.yml", "prometheus/alerts.yml"),
         ("alerts_test.yml", "prometheus/alerts_test.yml"),
         ("cdn-tasks.json", "grafana/cdn-tasks.json"),
     ] {
-        let g = fs::read_to_string(tmp.0.join(generated)).unwrap();
+        let g = fs::read_to_string(tmp.path().join(generated)).unwrap();
         assert!(
             g == read(shipped),
             "{shipped} differs from what scripts/gen-rules.sh generates from mixin/: \
@@ -383,7 +362,7 @@ fn shipped_rules_equal_the_generated_ones() {
 fn tuned_rules_follow_their_settings() {
     let tmp = TempDir::new("gen-tuned");
     let out = gen_rules(
-        &tmp.0,
+        tmp.path(),
         &[
             (
                 "RUNBOOK_URL_PATTERN",
@@ -400,7 +379,7 @@ fn tuned_rules_follow_their_settings() {
         ],
     );
     assert!(out.status.success(), "{}", text(&out));
-    let alerts = fs::read_to_string(tmp.0.join("alerts.yml")).unwrap();
+    let alerts = fs::read_to_string(tmp.path().join("alerts.yml")).unwrap();
     assert_eq!(
         alerts
             .matches("tasks_url: 'https://exporters.example.com/{{ $labels.instance }}/tasks?")
@@ -424,21 +403,21 @@ fn tuned_rules_follow_their_settings() {
         );
     }
     assert!(!alerts.contains("github.com"), "{alerts}");
-    let dash = fs::read_to_string(tmp.0.join("cdn-tasks.json")).unwrap();
+    let dash = fs::read_to_string(tmp.path().join("cdn-tasks.json")).unwrap();
     assert!(
         dash.contains(r#""url": "https://wiki.example.com/runbooks/alerts-and-runbooks.html""#),
         "dashboard link not moved"
     );
     assert!(!dash.contains("github.com"));
     fs::write(
-        tmp.0.join("alerts_tuned_test.yml"),
+        tmp.path().join("alerts_tuned_test.yml"),
         read("testdata/rules/alerts_tuned_test.yml"),
     )
     .unwrap();
-    assert_ok("promtool", &tmp.0, &["check", "rules", "alerts.yml"]);
+    assert_ok("promtool", tmp.path(), &["check", "rules", "alerts.yml"]);
     let out = assert_ok(
         "promtool",
-        &tmp.0,
+        tmp.path(),
         &["test", "rules", "alerts_tuned_test.yml"],
     );
     assert!(out.contains("SUCCESS"), "{out}");
@@ -446,7 +425,7 @@ fn tuned_rules_follow_their_settings() {
     // alerts on the single aliyun failure and at 30m-old tasks never).
     let defaults = TempDir::new("gen-default-vs-tuned");
     assert!(gen_rules(
-        &defaults.0,
+        defaults.path(),
         &[(
             "RUNBOOK_URL_PATTERN",
             "https://wiki.example.com/runbooks/%s.html"
@@ -455,13 +434,13 @@ fn tuned_rules_follow_their_settings() {
     .status
     .success());
     fs::write(
-        defaults.0.join("alerts_tuned_test.yml"),
+        defaults.path().join("alerts_tuned_test.yml"),
         read("testdata/rules/alerts_tuned_test.yml"),
     )
     .unwrap();
     let out = assert_fails(
         "promtool",
-        &defaults.0,
+        defaults.path(),
         &["test", "rules", "alerts_tuned_test.yml"],
     );
     assert!(
@@ -482,12 +461,12 @@ fn generator_refuses_bad_settings() {
         ("TASK_STUCK_AGE", "86400"),
     ] {
         let tmp = TempDir::new("gen-bad");
-        let out = gen_rules(&tmp.0, &[(var, value)]);
+        let out = gen_rules(tmp.path(), &[(var, value)]);
         let t = text(&out);
         assert_eq!(out.status.code(), Some(2), "{var}={value}: {t}");
         assert!(t.contains(var), "{var}={value}: {t}");
         assert!(
-            !tmp.0.join("alerts.yml").exists(),
+            !tmp.path().join("alerts.yml").exists(),
             "{var}={value}: wrote output"
         );
     }

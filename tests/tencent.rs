@@ -10,16 +10,18 @@ mod common;
 use cdn_task_exporter::api::Rate;
 use cdn_task_exporter::clock::{Clock, SharedClock, SystemClock, TokioClock};
 use cdn_task_exporter::sim::tencent::TencentSim;
-use cdn_task_exporter::sim::{
-    max_in_window, serve, Fault, RouterTransport, SimTask, Traffic, World,
-};
+use cdn_task_exporter::sim::{max_in_window, Fault, RouterTransport, SimTask, World};
 use cdn_task_exporter::task::{TaskStatus, TaskType};
-use common::{collector, reqwest, scrape, value};
+use common::{collector, frozen_world, reqwest, scrape, sim_endpoint, traffic, Account};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+const TC: Account = Account {
+    vendor: "tencent",
+    name: "tc",
+};
 const ID: &str = "AKIDsimulatedSecretId0123456789";
 const KEY: &str = "sim-tencent-secret-key-value";
 const TYPES: [TaskType; 3] = [
@@ -28,69 +30,33 @@ const TYPES: [TaskType; 3] = [
     TaskType::Prefetch,
 ];
 
-fn traffic(seed: u64, per_hour: f64) -> Traffic {
-    Traffic {
-        seed,
-        tasks_per_hour: per_hour,
-        failure_rate: 0.15,
-        stall_rate: 0.05,
-        task_types: TYPES.to_vec(),
-        max_urls: 5,
-    }
-}
-
 /// A frozen world on the system clock holding `hours` of traffic.
 fn world(seed: u64, per_hour: f64, hours: u64) -> Arc<World> {
-    let w = World::new(Arc::new(SystemClock));
-    w.with_traffic(traffic(seed, per_hour), Duration::from_secs(hours * 3600));
-    w.freeze();
-    w
+    frozen_world(
+        Arc::new(SystemClock),
+        traffic(seed, per_hour, &TYPES),
+        hours,
+    )
 }
 
 /// A frozen world on a paused clock.
 fn paused_world(seed: u64, per_hour: f64, hours: u64) -> (Arc<World>, SharedClock) {
     let clock: SharedClock = Arc::new(TokioClock::starting_at(1_700_000_000));
-    let w = World::new(clock.clone());
-    w.with_traffic(traffic(seed, per_hour), Duration::from_secs(hours * 3600));
-    w.freeze();
+    let w = frozen_world(clock.clone(), traffic(seed, per_hour, &TYPES), hours);
     (w, clock)
 }
 
 async fn start(sim: &TencentSim) -> String {
-    let (addr, _) = serve(sim.clone().router()).await.expect("bind simulator");
-    format!("http://{addr}")
+    sim_endpoint(sim.clone().router()).await
 }
 
 fn account_yaml(endpoint: &str, id: &str, secret: &str, extra: &str) -> String {
+    let settings =
+        format!("    lookback: 6h\n    min_refresh_interval: 1s\n    retries: 0\n{extra}");
     format!(
-        r#"
-max_response_bytes: 1048576
-accounts:
-  - name: tc
-    vendor: tencent
-    endpoint: {endpoint}
-    credentials: {{ id: {id}, secret: "{secret}" }}
-    lookback: 6h
-    min_refresh_interval: 1s
-    retries: 0
-{extra}
-"#
+        "max_response_bytes: 1048576\n{}",
+        TC.yaml(endpoint, id, secret, &settings)
     )
-}
-
-fn series(m: &HashMap<String, f64>, name: &str, extra: &[(&str, &str)]) -> Option<f64> {
-    let mut l = vec![("vendor", "tencent"), ("account", "tc")];
-    l.extend_from_slice(extra);
-    value(m, name, &l)
-}
-
-fn requests(m: &HashMap<String, f64>, api: &str, outcome: &str) -> f64 {
-    series(
-        m,
-        "cdn_vendor_api_requests_total",
-        &[("api", api), ("outcome", outcome)],
-    )
-    .unwrap_or(-1.0)
 }
 
 /// cdn_tasks and cdn_task_urls equal the simulator's per-URL ground truth
@@ -101,9 +67,13 @@ fn assert_truth(m: &HashMap<String, f64>, sim: &TencentSim) {
         for s in TaskStatus::ALL {
             let l = [("task_type", t.as_str()), ("status", s.as_str())];
             let want = truth.get(&(t, s)).copied().unwrap_or(0) as f64;
-            assert_eq!(series(m, "cdn_tasks", &l), Some(want), "cdn_tasks {t}/{s}");
             assert_eq!(
-                series(m, "cdn_task_urls", &l),
+                TC.series(m, "cdn_tasks", &l),
+                Some(want),
+                "cdn_tasks {t}/{s}"
+            );
+            assert_eq!(
+                TC.series(m, "cdn_task_urls", &l),
                 Some(want),
                 "cdn_task_urls {t}/{s}"
             );
@@ -125,7 +95,7 @@ async fn lists_every_type_across_pages_and_matches_the_truth() {
     );
     let (_, m) = scrape(&c).await;
     assert_eq!(
-        series(&m, "cdn_vendor_up", &[]),
+        TC.series(&m, "cdn_vendor_up", &[]),
         Some(1.0),
         "{:?}",
         c.accounts[0].snapshot().last_error
@@ -155,14 +125,14 @@ async fn lists_every_type_across_pages_and_matches_the_truth() {
     for api in ["DescribePurgeTasks", "DescribePushTasks"] {
         let sent = sim.control.count(api);
         assert!(sent >= 3, "{api}: {sent} pages");
-        assert_eq!(requests(&m, api, "ok"), sent as f64, "{api}");
+        assert_eq!(TC.requests(&m, api, "ok"), sent as f64, "{api}");
     }
-    assert_eq!(requests(&m, "DescribePurgeQuota", "ok"), 1.0);
-    assert_eq!(requests(&m, "DescribePushQuota", "ok"), 1.0);
+    assert_eq!(TC.requests(&m, "DescribePurgeQuota", "ok"), 1.0);
+    assert_eq!(TC.requests(&m, "DescribePushQuota", "ok"), 1.0);
     let q = sim.quota(TaskType::RefreshFile);
     let remaining: i64 = q.iter().filter_map(|q| q.available).sum();
     assert_eq!(
-        series(&m, "cdn_quota_remaining", &[("task_type", "refresh_file")]),
+        TC.series(&m, "cdn_quota_remaining", &[("task_type", "refresh_file")]),
         Some(remaining as f64)
     );
 }
@@ -184,7 +154,7 @@ async fn budget_holds_exactly_in_paused_time() {
         clock,
     );
     let (_, m) = scrape(&c).await;
-    assert_eq!(series(&m, "cdn_vendor_up", &[]), Some(1.0));
+    assert_eq!(TC.series(&m, "cdn_vendor_up", &[]), Some(1.0));
     assert_truth(&m, &sim);
     let log = sim.control.received();
     let purge = sim.control.count("DescribePurgeTasks");
@@ -225,7 +195,7 @@ async fn throttling_backs_off_is_counted_and_the_budget_holds() {
     let throttled: Vec<_> = log.iter().filter(|r| r.answer == "throttled").collect();
     assert!(!throttled.is_empty(), "the simulator throttled");
     assert_eq!(
-        requests(&m, "DescribePurgeTasks", "throttled"),
+        TC.requests(&m, "DescribePurgeTasks", "throttled"),
         throttled.len() as f64
     );
     let purge: Vec<_> = log
@@ -248,8 +218,8 @@ async fn throttling_backs_off_is_counted_and_the_budget_holds() {
     );
     assert!(worst <= 10, "{worst} requests in one second, budget 10/s");
     assert_eq!(
-        requests(&m, "DescribePurgeTasks", "auth_error")
-            + requests(&m, "DescribePurgeTasks", "parse_error"),
+        TC.requests(&m, "DescribePurgeTasks", "auth_error")
+            + TC.requests(&m, "DescribePurgeTasks", "parse_error"),
         0.0
     );
 }
@@ -274,9 +244,9 @@ async fn wrong_keys_are_auth_errors_and_never_leak() {
             Arc::new(SystemClock),
         );
         let (text, m) = scrape(&c).await;
-        assert_eq!(series(&m, "cdn_vendor_up", &[]), Some(0.0), "{code}");
+        assert_eq!(TC.series(&m, "cdn_vendor_up", &[]), Some(0.0), "{code}");
         assert_eq!(
-            requests(&m, "DescribePurgeTasks", "auth_error"),
+            TC.requests(&m, "DescribePurgeTasks", "auth_error"),
             1.0,
             "{code}"
         );
@@ -301,7 +271,7 @@ async fn wrong_keys_are_auth_errors_and_never_leak() {
         Arc::new(SystemClock),
     );
     let (_, m) = scrape(&c).await;
-    assert_eq!(requests(&m, "DescribePurgeTasks", "auth_error"), 1.0);
+    assert_eq!(TC.requests(&m, "DescribePurgeTasks", "auth_error"), 1.0);
     let err = c.accounts[0]
         .snapshot()
         .last_error
@@ -317,7 +287,7 @@ async fn wrong_keys_are_auth_errors_and_never_leak() {
         Arc::new(SystemClock),
     );
     let (_, m) = scrape(&c).await;
-    assert_eq!(series(&m, "cdn_vendor_up", &[]), Some(0.0));
+    assert_eq!(TC.series(&m, "cdn_vendor_up", &[]), Some(0.0));
     let err = c.accounts[0]
         .snapshot()
         .last_error
@@ -345,11 +315,11 @@ async fn malformed_oversized_and_html_bodies_are_parse_errors() {
         );
         let (text, m) = scrape(&c).await;
         assert_eq!(
-            requests(&m, "DescribePurgeTasks", "parse_error"),
+            TC.requests(&m, "DescribePurgeTasks", "parse_error"),
             1.0,
             "{fault:?}"
         );
-        assert_eq!(series(&m, "cdn_vendor_up", &[]), Some(0.0), "{fault:?}");
+        assert_eq!(TC.series(&m, "cdn_vendor_up", &[]), Some(0.0), "{fault:?}");
         assert!(
             text.contains("cdn_tasks{"),
             "{fault:?}: metrics still render"
@@ -362,7 +332,7 @@ async fn malformed_oversized_and_html_bodies_are_parse_errors() {
         Arc::new(SystemClock),
     );
     let (_, m) = scrape(&c).await;
-    assert_eq!(requests(&m, "DescribePurgeTasks", "server_error"), 1.0);
+    assert_eq!(TC.requests(&m, "DescribePurgeTasks", "server_error"), 1.0);
     sim.control.set_fault(Fault::None);
 }
 
@@ -398,7 +368,7 @@ async fn unfinished_records_are_rechecked_by_task_id_until_finished() {
     let running: f64 = TYPES
         .iter()
         .filter_map(|t| {
-            series(
+            TC.series(
                 &m,
                 "cdn_tasks",
                 &[("task_type", t.as_str()), ("status", "running")],
@@ -418,7 +388,7 @@ async fn unfinished_records_are_rechecked_by_task_id_until_finished() {
     let failed: f64 = TYPES
         .iter()
         .filter_map(|t| {
-            series(
+            TC.series(
                 &m,
                 "cdn_tasks",
                 &[("task_type", t.as_str()), ("status", "failed")],
@@ -429,7 +399,7 @@ async fn unfinished_records_are_rechecked_by_task_id_until_finished() {
     let success: f64 = TYPES
         .iter()
         .filter_map(|t| {
-            series(
+            TC.series(
                 &m,
                 "cdn_tasks",
                 &[("task_type", t.as_str()), ("status", "success")],
@@ -481,7 +451,7 @@ async fn a_record_created_in_the_refresh_second_is_listed_by_the_next_refresh() 
         clock.clone(),
     );
     let running = |m: &HashMap<String, f64>| {
-        series(
+        TC.series(
             m,
             "cdn_tasks",
             &[("task_type", "refresh_dir"), ("status", "running")],

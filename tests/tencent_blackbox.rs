@@ -5,10 +5,10 @@ mod common;
 
 use cdn_task_exporter::clock::{Clock, SystemClock};
 use cdn_task_exporter::sim::tencent::TencentSim;
-use cdn_task_exporter::sim::{serve, Traffic, World};
+use cdn_task_exporter::sim::Traffic;
 use cdn_task_exporter::task::{TaskStatus, TaskType};
 use cdn_task_exporter::vendors::tencent::TASK_TYPES;
-use common::{parse_metrics, value, Exporter};
+use common::{frozen_world, parse_metrics, sim_endpoint, traffic, value, Exporter};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,19 +16,11 @@ const ID: &str = "AKIDblackBoxSecretId0123456789ab";
 const TOKEN: &str = "blackbox-temporary-token-value";
 
 async fn start_sim(seed: u64, secret: &str, token: Option<&str>) -> (TencentSim, String) {
-    let world = World::new(Arc::new(SystemClock));
-    world.with_traffic(
-        Traffic {
-            seed,
-            tasks_per_hour: 300.0,
-            failure_rate: 0.1,
-            stall_rate: 0.05,
-            task_types: TASK_TYPES.to_vec(),
-            ..Traffic::default()
-        },
-        Duration::from_secs(6 * 3600),
-    );
-    world.freeze();
+    let traffic = Traffic {
+        failure_rate: 0.1,
+        ..traffic(seed, 300.0, TASK_TYPES)
+    };
+    let world = frozen_world(Arc::new(SystemClock), traffic, 6);
     // The exporter lists `[now - lookback, now)` in whole seconds (EndTime
     // `now - 1`, inclusive) and takes the current second on its next
     // refresh, by design. A record created in the frozen second (seed 41
@@ -44,8 +36,8 @@ async fn start_sim(seed: u64, secret: &str, token: Option<&str>) -> (TencentSim,
     if let Some(t) = token {
         sim = sim.with_token(t);
     }
-    let (addr, _) = serve(sim.clone().router()).await.expect("bind");
-    (sim, format!("http://{addr}"))
+    let endpoint = sim_endpoint(sim.clone().router()).await;
+    (sim, endpoint)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,11 +13,15 @@ use cdn_task_exporter::metrics;
 use cdn_task_exporter::sim::ucloud::UcloudSim;
 use cdn_task_exporter::sim::{serve, Fault, SimTask, Traffic, World};
 use cdn_task_exporter::task::{TaskStatus, TaskType};
-use common::{parse_metrics, value};
+use common::{frozen_world, parse_metrics, sim_endpoint, traffic, value, Account};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+const UC: Account = Account {
+    vendor: "ucloud",
+    name: "uc",
+};
 const PUBLIC: &str = "ucloud-test@example.com1296235120854146120";
 const PRIVATE: &str = "priv-46f09bb9fab4f12dfc160dae12273d5332b5debe";
 const PREFETCH: &str = "DescribeNewUcdnPrefetchCacheTask";
@@ -30,25 +34,16 @@ const UCLOUD_TYPES: [TaskType; 3] = [
 
 async fn start(world: Arc<World>) -> (UcloudSim, String) {
     let sim = UcloudSim::new(world, PUBLIC, PRIVATE);
-    let (addr, _) = serve(sim.clone().router()).await.unwrap();
-    (sim, format!("http://{addr}"))
+    let endpoint = sim_endpoint(sim.clone().router()).await;
+    (sim, endpoint)
 }
 
 fn traffic_world(seed: u64, per_hour: f64) -> Arc<World> {
-    let world = World::new(Arc::new(SystemClock));
-    world.with_traffic(
-        Traffic {
-            seed,
-            tasks_per_hour: per_hour,
-            failure_rate: 0.1,
-            stall_rate: 0.05,
-            task_types: UCLOUD_TYPES.to_vec(),
-            ..Traffic::default()
-        },
-        Duration::from_secs(6 * 3600),
-    );
-    world.freeze();
-    world
+    let traffic = Traffic {
+        failure_rate: 0.1,
+        ..traffic(seed, per_hour, &UCLOUD_TYPES)
+    };
+    frozen_world(Arc::new(SystemClock), traffic, 6)
 }
 
 fn parsed_config(endpoint: &str, private: &str) -> config::Config {
@@ -56,16 +51,11 @@ fn parsed_config(endpoint: &str, private: &str) -> config::Config {
 }
 
 fn config_text(endpoint: &str, private: &str, extra: &str) -> config::Config {
-    let text = format!(
-        r#"
-accounts:
-  - name: uc
-    vendor: ucloud
-    endpoint: {endpoint}
-    credentials: {{ id: "{PUBLIC}", secret: "{private}" }}
-    lookback: 24h
-{extra}
-"#
+    let text = UC.yaml(
+        endpoint,
+        PUBLIC,
+        private,
+        &format!("    lookback: 24h\n{extra}"),
     );
     config::parse(&text, "test.yml", &|_| None, &|_| Err("no files".into()))
         .unwrap_or_else(|e| panic!("{e}"))
@@ -85,41 +75,6 @@ async fn refresh(c: &Collector) -> HashMap<String, f64> {
     parse_metrics(&metrics::render(c, c.clock.unix()))
 }
 
-fn requests(m: &HashMap<String, f64>, api: &str, outcome: &str) -> f64 {
-    value(
-        m,
-        "cdn_vendor_api_requests_total",
-        &[
-            ("vendor", "ucloud"),
-            ("account", "uc"),
-            ("api", api),
-            ("outcome", outcome),
-        ],
-    )
-    .unwrap_or_else(|| panic!("no series for {api}/{outcome}"))
-}
-
-fn up(m: &HashMap<String, f64>) -> Option<f64> {
-    value(
-        m,
-        "cdn_vendor_up",
-        &[("vendor", "ucloud"), ("account", "uc")],
-    )
-}
-
-fn tasks(m: &HashMap<String, f64>, t: TaskType, s: TaskStatus) -> Option<f64> {
-    value(
-        m,
-        "cdn_tasks",
-        &[
-            ("vendor", "ucloud"),
-            ("account", "uc"),
-            ("task_type", t.as_str()),
-            ("status", s.as_str()),
-        ],
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_apis_page_through_and_match_the_ground_truth_with_unknow() {
     let world = traffic_world(21, 60.0);
@@ -136,7 +91,7 @@ async fn both_apis_page_through_and_match_the_ground_truth_with_unknow() {
     sim.report_unknow(unknow);
     let c = collector(&endpoint, PRIVATE, "    options: { page_size: 25 }");
     let m = refresh(&c).await;
-    assert_eq!(up(&m), Some(1.0));
+    assert_eq!(UC.up(&m), Some(1.0));
 
     let truth = sim.truth(world.now() - 86_400);
     let n: u64 = truth.values().sum();
@@ -152,7 +107,7 @@ async fn both_apis_page_through_and_match_the_ground_truth_with_unknow() {
     for t in UCLOUD_TYPES {
         for s in TaskStatus::ALL {
             let want = truth.get(&(t, s)).copied().unwrap_or(0) as f64;
-            assert_eq!(tasks(&m, t, s), Some(want), "{t}/{s}");
+            assert_eq!(UC.tasks(&m, t, s), Some(want), "{t}/{s}");
         }
     }
     // Paging: each API took several pages of 25, all answered ok.
@@ -172,8 +127,8 @@ async fn both_apis_page_through_and_match_the_ground_truth_with_unknow() {
     );
     eprintln!("ucloud paging: {n} tasks, {pf} prefetch pages, {rf} refresh pages of 25");
     assert!(pf >= 3 && rf >= 6, "{pf} {rf}");
-    assert_eq!(requests(&m, PREFETCH, "ok"), pf as f64);
-    assert_eq!(requests(&m, REFRESH, "ok"), rf as f64);
+    assert_eq!(UC.requests(&m, PREFETCH, "ok"), pf as f64);
+    assert_eq!(UC.requests(&m, REFRESH, "ok"), rf as f64);
     assert!(sim.control.received().iter().all(|r| r.answer == "ok"));
     // Completion ratio of prefetch equals the simulator's per-URL truth.
     let ratio = value(
@@ -226,11 +181,11 @@ async fn unfinished_tasks_are_rechecked_by_task_id_on_their_own_api() {
     let c = collector(&endpoint, PRIVATE, "");
     let m = refresh(&c).await;
     assert_eq!(
-        tasks(&m, TaskType::Prefetch, TaskStatus::Pending),
+        UC.tasks(&m, TaskType::Prefetch, TaskStatus::Pending),
         Some(25.0)
     );
     assert_eq!(
-        tasks(&m, TaskType::RefreshDir, TaskStatus::Pending),
+        UC.tasks(&m, TaskType::RefreshDir, TaskStatus::Pending),
         Some(3.0)
     );
     assert!(sim.id_queries().is_empty());
@@ -238,15 +193,15 @@ async fn unfinished_tasks_are_rechecked_by_task_id_on_their_own_api() {
     tokio::time::sleep(Duration::from_millis(3200)).await;
     let m = refresh(&c).await;
     assert_eq!(
-        tasks(&m, TaskType::Prefetch, TaskStatus::Success),
+        UC.tasks(&m, TaskType::Prefetch, TaskStatus::Success),
         Some(25.0)
     );
     assert_eq!(
-        tasks(&m, TaskType::RefreshDir, TaskStatus::Success),
+        UC.tasks(&m, TaskType::RefreshDir, TaskStatus::Success),
         Some(3.0)
     );
     assert_eq!(
-        tasks(&m, TaskType::Prefetch, TaskStatus::Pending),
+        UC.tasks(&m, TaskType::Prefetch, TaskStatus::Pending),
         Some(0.0)
     );
     let q = sim.id_queries();
@@ -257,7 +212,7 @@ async fn unfinished_tasks_are_rechecked_by_task_id_on_their_own_api() {
     // Finished tasks are not asked about again.
     let m = refresh(&c).await;
     assert_eq!(sim.id_queries().len(), 3);
-    assert_eq!(up(&m), Some(1.0));
+    assert_eq!(UC.up(&m), Some(1.0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -266,8 +221,8 @@ async fn ret_code_errors_are_classified_and_counted() {
     let (sim, endpoint) = start(world).await;
     let c = collector(&endpoint, PRIVATE, "    retries: 0");
     let m = refresh(&c).await;
-    assert_eq!(up(&m), Some(1.0));
-    let base = requests(&m, PREFETCH, "ok");
+    assert_eq!(UC.up(&m), Some(1.0));
+    let base = UC.requests(&m, PREFETCH, "ok");
     for (code, msg, outcome, up_after) in [
         (230, "Params [BeginTime] not available", "client_error", 0.0),
         (160, "Missing Action", "client_error", 0.0),
@@ -277,14 +232,14 @@ async fn ret_code_errors_are_classified_and_counted() {
         (295, "Security lock", "auth_error", 0.0),
     ] {
         sim.set_ret_code(Some((code, msg)));
-        let before = requests(&parse_metrics(&metrics::render(&c, 0)), PREFETCH, outcome);
+        let before = UC.requests(&parse_metrics(&metrics::render(&c, 0)), PREFETCH, outcome);
         let m = refresh(&c).await;
         assert_eq!(
-            requests(&m, PREFETCH, outcome),
+            UC.requests(&m, PREFETCH, outcome),
             before + 1.0,
             "RetCode {code} → {outcome}"
         );
-        assert_eq!(up(&m), Some(up_after), "RetCode {code}");
+        assert_eq!(UC.up(&m), Some(up_after), "RetCode {code}");
         let err = c.accounts[0].snapshot().last_error.clone().unwrap();
         assert!(
             err.contains(msg) && err.contains(&code.to_string()),
@@ -294,13 +249,13 @@ async fn ret_code_errors_are_classified_and_counted() {
     // Throttling (153) is counted and backs off, without marking the vendor down.
     sim.set_ret_code(None);
     let m = refresh(&c).await;
-    assert_eq!(up(&m), Some(1.0));
+    assert_eq!(UC.up(&m), Some(1.0));
     sim.set_ret_code(Some((153, "Request Frequency Limit")));
     let m = refresh(&c).await;
-    assert_eq!(requests(&m, PREFETCH, "throttled"), 1.0);
-    assert_eq!(up(&m), Some(1.0), "throttling says nothing about health");
+    assert_eq!(UC.requests(&m, PREFETCH, "throttled"), 1.0);
+    assert_eq!(UC.up(&m), Some(1.0), "throttling says nothing about health");
     sim.set_ret_code(None);
-    assert!(requests(&m, PREFETCH, "ok") > base);
+    assert!(UC.requests(&m, PREFETCH, "ok") > base);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -319,13 +274,13 @@ async fn malformed_bodies_are_parse_errors_and_the_account_recovers() {
     {
         sim.control.set_fault(fault.clone());
         let m = refresh(&c).await;
-        assert_eq!(up(&m), Some(0.0), "{fault:?}");
-        let n = requests(&m, PREFETCH, "parse_error") + requests(&m, REFRESH, "parse_error");
+        assert_eq!(UC.up(&m), Some(0.0), "{fault:?}");
+        let n = UC.requests(&m, PREFETCH, "parse_error") + UC.requests(&m, REFRESH, "parse_error");
         assert_eq!(n, (i + 1) as f64, "{fault:?}");
     }
     sim.control.set_fault(Fault::None);
     let m = refresh(&c).await;
-    assert_eq!(up(&m), Some(1.0));
+    assert_eq!(UC.up(&m), Some(1.0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -335,8 +290,8 @@ async fn wrong_private_key_is_auth_error_up_zero_and_nothing_leaks() {
     let secret = "wrong-private-key-value-0123";
     let c = collector(&endpoint, secret, "");
     let m = refresh(&c).await;
-    assert_eq!(up(&m), Some(0.0));
-    assert_eq!(requests(&m, PREFETCH, "auth_error"), 1.0);
+    assert_eq!(UC.up(&m), Some(0.0));
+    assert_eq!(UC.requests(&m, PREFETCH, "auth_error"), 1.0);
     assert_eq!(sim.control.received()[0].answer, "auth_error");
     let text = metrics::render(&c, c.clock.unix());
     let err = c.accounts[0].snapshot().last_error.clone().unwrap();
@@ -369,8 +324,8 @@ async fn sim_enforces_its_rate_limit_with_ret_code_153() {
         "    task_types: [prefetch]\n    options: { page_size: 10 }",
     );
     let m = refresh(&c).await;
-    assert_eq!(requests(&m, PREFETCH, "throttled"), 1.0);
-    assert_eq!(requests(&m, PREFETCH, "ok"), 2.0);
+    assert_eq!(UC.requests(&m, PREFETCH, "throttled"), 1.0);
+    assert_eq!(UC.requests(&m, PREFETCH, "ok"), 2.0);
     assert_eq!(
         sim.control
             .received()

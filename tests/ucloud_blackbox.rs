@@ -6,9 +6,9 @@ mod common;
 
 use cdn_task_exporter::clock::SystemClock;
 use cdn_task_exporter::sim::ucloud::UcloudSim;
-use cdn_task_exporter::sim::{serve, Traffic, World};
+use cdn_task_exporter::sim::{Traffic, World};
 use cdn_task_exporter::task::{TaskStatus, TaskType};
-use common::{parse_metrics, value, Exporter};
+use common::{frozen_world, parse_metrics, sim_endpoint, traffic, value, Exporter};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,22 +21,14 @@ const TYPES: [TaskType; 3] = [
 ];
 
 async fn start_sim(seed: u64) -> (Arc<World>, UcloudSim, String) {
-    let world = World::new(Arc::new(SystemClock));
-    world.with_traffic(
-        Traffic {
-            seed,
-            tasks_per_hour: 400.0,
-            failure_rate: 0.1,
-            stall_rate: 0.05,
-            task_types: TYPES.to_vec(),
-            ..Traffic::default()
-        },
-        Duration::from_secs(6 * 3600),
-    );
-    world.freeze();
+    let traffic = Traffic {
+        failure_rate: 0.1,
+        ..traffic(seed, 400.0, &TYPES)
+    };
+    let world = frozen_world(Arc::new(SystemClock), traffic, 6);
     let sim = UcloudSim::new(world.clone(), PUBLIC, PRIVATE);
-    let (addr, _) = serve(sim.clone().router()).await.unwrap();
-    (world, sim, format!("http://{addr}"))
+    let endpoint = sim_endpoint(sim.clone().router()).await;
+    (world, sim, endpoint)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,16 +8,21 @@ mod common;
 use cdn_task_exporter::api::Rate;
 use cdn_task_exporter::clock::{Clock, SharedClock, SystemClock, TokioClock};
 use cdn_task_exporter::sim::volcengine::VolcengineSim;
-use cdn_task_exporter::sim::{
-    max_in_window, serve, Fault, RouterTransport, SimTask, Traffic, World,
-};
+use cdn_task_exporter::sim::{max_in_window, Fault, RouterTransport, SimTask, Traffic, World};
 use cdn_task_exporter::task::{TaskStatus, TaskType};
-use common::{collector, parse_metrics, reqwest, scrape, value, Exporter};
+use common::{
+    collector, frozen_world, parse_metrics, reqwest, scrape, sim_endpoint, traffic, Account,
+    Exporter,
+};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+const MC: Account = Account {
+    vendor: "volcengine",
+    name: "mc",
+};
 const AK: &str = "AKLTsimulatedAccessKeyId";
 const SK: &str = "sim-volc-secret-key-value==";
 const TOKEN: &str = "STS-sim-session-token-value";
@@ -30,57 +35,24 @@ const TYPES: [TaskType; 3] = [
 /// A frozen world holding `hours` of MCDN traffic (some tasks failed,
 /// some stalled).
 fn world(seed: u64, per_hour: f64, hours: u64) -> Arc<World> {
-    let w = World::new(Arc::new(SystemClock));
-    w.with_traffic(
-        Traffic {
-            seed,
-            tasks_per_hour: per_hour,
-            failure_rate: 0.15,
-            stall_rate: 0.05,
-            task_types: TYPES.to_vec(),
-            max_urls: 5,
-        },
-        Duration::from_secs(hours * 3600),
-    );
-    w.freeze();
-    w
+    frozen_world(
+        Arc::new(SystemClock),
+        traffic(seed, per_hour, &TYPES),
+        hours,
+    )
 }
 
 async fn start(sim: &VolcengineSim) -> String {
-    let (addr, _) = serve(sim.clone().router()).await.expect("bind simulator");
-    format!("http://{addr}")
+    sim_endpoint(sim.clone().router()).await
 }
 
 fn account_yaml(endpoint: &str, secret: &str, extra: &str) -> String {
+    let settings =
+        format!("    lookback: 6h\n    min_refresh_interval: 1s\n    retries: 0\n{extra}");
     format!(
-        r#"
-max_response_bytes: 1048576
-accounts:
-  - name: mc
-    vendor: volcengine
-    endpoint: {endpoint}
-    credentials: {{ id: {AK}, secret: "{secret}" }}
-    lookback: 6h
-    min_refresh_interval: 1s
-    retries: 0
-{extra}
-"#
+        "max_response_bytes: 1048576\n{}",
+        MC.yaml(endpoint, AK, secret, &settings)
     )
-}
-
-fn series(m: &HashMap<String, f64>, name: &str, extra: &[(&str, &str)]) -> Option<f64> {
-    let mut l = vec![("vendor", "volcengine"), ("account", "mc")];
-    l.extend_from_slice(extra);
-    value(m, name, &l)
-}
-
-fn requests(m: &HashMap<String, f64>, api: &str, outcome: &str) -> f64 {
-    series(
-        m,
-        "cdn_vendor_api_requests_total",
-        &[("api", api), ("outcome", outcome)],
-    )
-    .unwrap_or(-1.0)
 }
 
 /// Asserts cdn_tasks and cdn_task_urls equal the world's ground truth.
@@ -95,7 +67,11 @@ fn assert_truth(m: &HashMap<String, f64>, world: &World) {
         for s in TaskStatus::ALL {
             let l = [("task_type", t.as_str()), ("status", s.as_str())];
             let want = truth.get(&(t, s)).copied().unwrap_or(0) as f64;
-            assert_eq!(series(m, "cdn_tasks", &l), Some(want), "cdn_tasks {t}/{s}");
+            assert_eq!(
+                MC.series(m, "cdn_tasks", &l),
+                Some(want),
+                "cdn_tasks {t}/{s}"
+            );
             // A pending task is not yet submitted to any vendor: it has no
             // SubTasks, so no URLs to count.
             let want = match s {
@@ -103,7 +79,7 @@ fn assert_truth(m: &HashMap<String, f64>, world: &World) {
                 _ => urls.get(&(t, s)).copied().unwrap_or(0) as f64,
             };
             assert_eq!(
-                series(m, "cdn_task_urls", &l),
+                MC.series(m, "cdn_task_urls", &l),
                 Some(want),
                 "cdn_task_urls {t}/{s}"
             );
@@ -128,7 +104,7 @@ async fn lists_everything_with(action: &str, other: &str) {
     );
     let (_, m) = scrape(&c).await;
     assert_eq!(
-        series(&m, "cdn_vendor_up", &[]),
+        MC.series(&m, "cdn_vendor_up", &[]),
         Some(1.0),
         "{:?}",
         c.accounts[0].snapshot().last_error
@@ -151,7 +127,7 @@ async fn lists_everything_with(action: &str, other: &str) {
     // more than one second of budget: the budget spreads them.
     let sent = sim.control.count(action);
     assert!(sent > 15, "{sent} requests");
-    assert_eq!(requests(&m, action, "ok"), sent as f64);
+    assert_eq!(MC.requests(&m, action, "ok"), sent as f64);
     assert_eq!(sim.control.count(other), 0);
     let log = sim.control.received();
     assert!(
@@ -189,7 +165,7 @@ async fn budget_holds_exactly_in_paused_time() {
         clock,
     );
     let (_, m) = scrape(&c).await;
-    assert_eq!(series(&m, "cdn_vendor_up", &[]), Some(1.0));
+    assert_eq!(MC.series(&m, "cdn_vendor_up", &[]), Some(1.0));
     assert_truth(&m, &w);
     let log = sim.control.received();
     let worst = max_in_window(&log, "ListContentTasks", Duration::from_secs(1));
@@ -239,7 +215,7 @@ async fn throttling_backs_off_is_counted_and_the_budget_holds() {
     let throttled: Vec<_> = log.iter().filter(|r| r.answer == "throttled").collect();
     assert!(!throttled.is_empty(), "the simulator throttled");
     assert_eq!(
-        requests(&m, "ListContentTasks", "throttled"),
+        MC.requests(&m, "ListContentTasks", "throttled"),
         throttled.len() as f64
     );
     // Backoff: after each 429, the next request comes at least ~1 s later.
@@ -260,8 +236,8 @@ async fn throttling_backs_off_is_counted_and_the_budget_holds() {
     assert!(worst <= 10, "{worst} requests in one second, budget 10/s");
     // Throttling says nothing about health: no failure turned the account down.
     assert_eq!(
-        requests(&m, "ListContentTasks", "auth_error")
-            + requests(&m, "ListContentTasks", "parse_error"),
+        MC.requests(&m, "ListContentTasks", "auth_error")
+            + MC.requests(&m, "ListContentTasks", "parse_error"),
         0.0
     );
 }
@@ -278,8 +254,8 @@ async fn wrong_keys_are_auth_errors_and_never_leak() {
         Arc::new(SystemClock),
     );
     let (text, m) = scrape(&c).await;
-    assert_eq!(series(&m, "cdn_vendor_up", &[]), Some(0.0));
-    assert_eq!(requests(&m, "ListContentTasks", "auth_error"), 1.0);
+    assert_eq!(MC.series(&m, "cdn_vendor_up", &[]), Some(0.0));
+    assert_eq!(MC.requests(&m, "ListContentTasks", "auth_error"), 1.0);
     let err = c.accounts[0]
         .snapshot()
         .last_error
@@ -295,7 +271,7 @@ async fn wrong_keys_are_auth_errors_and_never_leak() {
     let yaml = account_yaml(&endpoint, SK, "").replace(AK, "AKLTsomebodyElse");
     let c = collector(&yaml, reqwest(), Arc::new(SystemClock));
     let (_, m) = scrape(&c).await;
-    assert_eq!(series(&m, "cdn_vendor_up", &[]), Some(0.0));
+    assert_eq!(MC.series(&m, "cdn_vendor_up", &[]), Some(0.0));
     let err = c.accounts[0]
         .snapshot()
         .last_error
@@ -312,7 +288,7 @@ async fn wrong_keys_are_auth_errors_and_never_leak() {
         Arc::new(SystemClock),
     );
     let (_, m) = scrape(&c).await;
-    assert_eq!(requests(&m, "ListContentTasks", "auth_error"), 1.0);
+    assert_eq!(MC.requests(&m, "ListContentTasks", "auth_error"), 1.0);
     let err = c.accounts[0]
         .snapshot()
         .last_error
@@ -340,11 +316,11 @@ async fn malformed_oversized_and_html_bodies_are_parse_errors() {
         );
         let (text, m) = scrape(&c).await;
         assert_eq!(
-            requests(&m, "ListContentTasks", "parse_error"),
+            MC.requests(&m, "ListContentTasks", "parse_error"),
             1.0,
             "{fault:?}"
         );
-        assert_eq!(series(&m, "cdn_vendor_up", &[]), Some(0.0), "{fault:?}");
+        assert_eq!(MC.series(&m, "cdn_vendor_up", &[]), Some(0.0), "{fault:?}");
         assert!(
             text.contains("cdn_tasks{"),
             "{fault:?}: metrics still render"
@@ -383,7 +359,7 @@ async fn unfinished_tasks_are_rechecked_by_task_id() {
     let total_running: f64 = TYPES
         .iter()
         .filter_map(|t| {
-            series(
+            MC.series(
                 &m,
                 "cdn_tasks",
                 &[("task_type", t.as_str()), ("status", "running")],
@@ -403,7 +379,7 @@ async fn unfinished_tasks_are_rechecked_by_task_id() {
     let failed: f64 = TYPES
         .iter()
         .filter_map(|t| {
-            series(
+            MC.series(
                 &m,
                 "cdn_tasks",
                 &[("task_type", t.as_str()), ("status", "failed")],
@@ -448,7 +424,7 @@ accounts:
     let synced = tokio::task::block_in_place(|| {
         common::eventually(Duration::from_secs(30), || {
             text = exp.scrape(Some("10"));
-            series(
+            MC.series(
                 &parse_metrics(&text),
                 "cdn_vendor_last_success_timestamp_seconds",
                 &[],
@@ -459,16 +435,16 @@ accounts:
     assert!(synced, "first sync never completed: {}", exp.logs());
     let m = parse_metrics(&text);
     assert_truth(&m, &w);
-    assert_eq!(series(&m, "cdn_vendor_up", &[]), Some(1.0));
+    assert_eq!(MC.series(&m, "cdn_vendor_up", &[]), Some(1.0));
     assert_eq!(
-        series(&m, "cdn_quota_remaining", &[("task_type", "prefetch")]),
+        MC.series(&m, "cdn_quota_remaining", &[("task_type", "prefetch")]),
         Some(500.0)
     );
     assert_eq!(
-        series(&m, "cdn_quota_limit", &[("task_type", "refresh_file")]),
+        MC.series(&m, "cdn_quota_limit", &[("task_type", "refresh_file")]),
         Some(20_000.0)
     );
-    assert_eq!(requests(&m, "DescribeContentQuota", "ok"), 1.0);
+    assert_eq!(MC.requests(&m, "DescribeContentQuota", "ok"), 1.0);
     tokio::task::block_in_place(|| common::promtool_check_metrics(&text));
     let (status, page) =
         tokio::task::block_in_place(|| common::http_get(&exp.addr, "/", &[])).expect("landing");
@@ -496,8 +472,8 @@ async fn binary_with_a_wrong_secret_is_down_with_a_clear_log() {
             .expect("start");
     let text = tokio::task::block_in_place(|| exp.scrape(Some("5")));
     let m = parse_metrics(&text);
-    assert_eq!(series(&m, "cdn_vendor_up", &[]), Some(0.0));
-    assert_eq!(requests(&m, "ListContentTasks", "auth_error"), 1.0);
+    assert_eq!(MC.series(&m, "cdn_vendor_up", &[]), Some(0.0));
+    assert_eq!(MC.requests(&m, "ListContentTasks", "auth_error"), 1.0);
     let logs = exp.logs();
     assert!(
         logs.contains("SignatureDoesNotMatch")

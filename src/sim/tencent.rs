@@ -738,16 +738,9 @@ mod tests {
     /// all) and rejects a changed body or secret.
     #[tokio::test(start_paused = true)]
     async fn verifier_accepts_the_sdk_vectors_and_rejects_tampering() {
-        let root =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/signing/tencent");
         let mut checked = 0;
-        for e in std::fs::read_dir(&root).expect("vectors") {
-            let p = e.expect("entry").path().join("case.json");
-            let Ok(bytes) = std::fs::read(&p) else {
-                continue;
-            };
-            let case: serde_json::Value = serde_json::from_slice(&bytes).expect("json");
-            let (i, x) = (&case["input"], &case["expected"]);
+        for case in crate::vendors::vectors::load("tencent", 12) {
+            let (i, x) = (case.input(), case.expected());
             if i["source"] != "sdk" || i["action"] == "DescribePushQuota" && i["region"].is_null() {
                 continue;
             }
@@ -774,7 +767,8 @@ mod tests {
             assert_eq!(
                 sim.authenticate(&Method::POST, &headers, &body),
                 Ok(()),
-                "{p:?}"
+                "{}",
+                case.name
             );
             let mut changed = body.clone();
             changed.push(b' ');
@@ -782,7 +776,8 @@ mod tests {
             assert_eq!(
                 sim.authenticate(&Method::POST, &headers, &changed).is_ok(),
                 unsigned,
-                "{p:?}"
+                "{}",
+                case.name
             );
             let other = TencentSim::new(sim.world.clone(), &sim.secret_id, "another-key")
                 .with_clock(sim.clock.clone());

@@ -21,6 +21,8 @@ pub mod tencent;
 #[cfg(feature = "sim")]
 pub mod testing;
 pub mod ucloud;
+#[cfg(test)]
+pub(crate) mod vectors;
 pub mod volcengine;
 
 pub use crate::api::{ApiSpec, Outcome, Rate};

@@ -434,3 +434,107 @@ pub async fn serve_app(
     ));
     addr
 }
+
+/// One account's series in a parsed exposition, found by its `vendor` and
+/// `account` labels, so each vendor's tests name the account once.
+#[derive(Debug, Clone, Copy)]
+pub struct Account {
+    pub vendor: &'static str,
+    pub name: &'static str,
+}
+
+impl Account {
+    /// The value of `metric` with this account's labels plus `extra`.
+    pub fn series(
+        &self,
+        m: &HashMap<String, f64>,
+        metric: &str,
+        extra: &[(&str, &str)],
+    ) -> Option<f64> {
+        let mut labels = vec![("vendor", self.vendor), ("account", self.name)];
+        labels.extend_from_slice(extra);
+        value(m, metric, &labels)
+    }
+
+    /// `cdn_vendor_up`.
+    pub fn up(&self, m: &HashMap<String, f64>) -> Option<f64> {
+        self.series(m, "cdn_vendor_up", &[])
+    }
+
+    /// `cdn_vendor_api_requests_total` of one API and outcome. The exporter
+    /// exports every outcome from the start, so a missing series is a
+    /// failure of the test, named here.
+    pub fn requests(&self, m: &HashMap<String, f64>, api: &str, outcome: &str) -> f64 {
+        self.series(
+            m,
+            "cdn_vendor_api_requests_total",
+            &[("api", api), ("outcome", outcome)],
+        )
+        .unwrap_or_else(|| {
+            panic!(
+                "no cdn_vendor_api_requests_total for {}/{} api={api} outcome={outcome}",
+                self.vendor, self.name
+            )
+        })
+    }
+
+    /// `cdn_tasks` of one type and status.
+    pub fn tasks(
+        &self,
+        m: &HashMap<String, f64>,
+        t: cdn_task_exporter::task::TaskType,
+        s: cdn_task_exporter::task::TaskStatus,
+    ) -> Option<f64> {
+        self.series(
+            m,
+            "cdn_tasks",
+            &[("task_type", t.as_str()), ("status", s.as_str())],
+        )
+    }
+
+    /// Config text with this one account: `settings` are further keys of
+    /// the account, each line indented by four spaces.
+    pub fn yaml(&self, endpoint: &str, id: &str, secret: &str, settings: &str) -> String {
+        format!(
+            "accounts:\n  - name: {}\n    vendor: {}\n    endpoint: {endpoint}\n    credentials: {{ id: \"{id}\", secret: \"{secret}\" }}\n{settings}\n",
+            self.name, self.vendor
+        )
+    }
+}
+
+/// A world on `clock` holding `hours` of `traffic`, frozen (no new tasks
+/// arrive while the test runs).
+pub fn frozen_world(
+    clock: cdn_task_exporter::clock::SharedClock,
+    traffic: cdn_task_exporter::sim::Traffic,
+    hours: u64,
+) -> std::sync::Arc<cdn_task_exporter::sim::World> {
+    let w = cdn_task_exporter::sim::World::new(clock);
+    w.with_traffic(traffic, Duration::from_secs(hours * 3600));
+    w.freeze();
+    w
+}
+
+/// Serves a simulator's router on a free loopback port; its base URL.
+pub async fn sim_endpoint(router: axum::Router) -> String {
+    let (addr, _) = cdn_task_exporter::sim::serve(router)
+        .await
+        .expect("bind simulator");
+    format!("http://{addr}")
+}
+
+/// The traffic the vendor tests use: 15 % of tasks fail, 5 % never finish.
+pub fn traffic(
+    seed: u64,
+    per_hour: f64,
+    types: &[cdn_task_exporter::task::TaskType],
+) -> cdn_task_exporter::sim::Traffic {
+    cdn_task_exporter::sim::Traffic {
+        seed,
+        tasks_per_hour: per_hour,
+        failure_rate: 0.15,
+        stall_rate: 0.05,
+        task_types: types.to_vec(),
+        max_urls: 5,
+    }
+}

@@ -200,41 +200,8 @@ pub fn acs3_url(base: &str, path: &str, query: &[(String, String)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vendors::vectors::{self, pairs, stage, text};
     use serde_json::Value;
-    use std::path::{Path, PathBuf};
-
-    fn cases(dir: &str) -> Vec<(String, Value)> {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
-        let mut out = Vec::new();
-        for entry in std::fs::read_dir(&root).unwrap_or_else(|e| panic!("{dir}: {e}")) {
-            let p: PathBuf = entry.unwrap().path().join("case.json");
-            if p.is_file() {
-                let v: Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap())
-                    .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-                out.push((p.parent().unwrap().display().to_string(), v));
-            }
-        }
-        out.sort_by(|a, b| a.0.cmp(&b.0));
-        out
-    }
-
-    fn s<'a>(v: &'a Value, k: &str) -> &'a str {
-        v[k].as_str()
-            .unwrap_or_else(|| panic!("{k} is not a string: {v}"))
-    }
-
-    fn pairs(v: &Value) -> Vec<(String, String)> {
-        v.as_array()
-            .unwrap_or_else(|| panic!("not an array: {v}"))
-            .iter()
-            .map(|p| {
-                (
-                    p[0].as_str().unwrap().to_owned(),
-                    p[1].as_str().unwrap().to_owned(),
-                )
-            })
-            .collect()
-    }
 
     /// The parameters in the order the SDK put them on the URL. Signer cases
     /// follow `RpcRequest`'s order; for the published cases (a Python dict in
@@ -246,14 +213,14 @@ mod tests {
         let token = input["security_token"].as_str();
         let value_of = |name: &str| -> String {
             match name {
-                "AccessKeyId" => s(input, "access_key_id").into(),
-                "Action" => s(input, "action").into(),
-                "Format" => s(input, "format").into(),
-                "Version" => s(input, "version").into(),
+                "AccessKeyId" => text(input, "access_key_id").into(),
+                "Action" => text(input, "action").into(),
+                "Format" => text(input, "format").into(),
+                "Version" => text(input, "version").into(),
                 "SignatureMethod" => "HMAC-SHA1".into(),
                 "SignatureVersion" => "1.0".into(),
-                "SignatureNonce" => s(input, "signature_nonce").into(),
-                "Timestamp" | "TimeStamp" => s(input, "timestamp").into(),
+                "SignatureNonce" => text(input, "signature_nonce").into(),
+                "Timestamp" | "TimeStamp" => text(input, "timestamp").into(),
                 "SecurityToken" => token.expect("token").into(),
                 other => business
                     .iter()
@@ -263,8 +230,8 @@ mod tests {
                     .clone(),
             }
         };
-        if s(input, "source").starts_with("vendor-published") {
-            return s(expected, "signed_url_query")
+        if text(input, "source").starts_with("vendor-published") {
+            return text(expected, "signed_url_query")
                 .split('&')
                 .map(|kv| kv.split('=').next().unwrap())
                 .filter(|k| *k != "Signature")
@@ -292,23 +259,15 @@ mod tests {
         p
     }
 
-    fn stage(case: &str, name: &str, got: &str, want: &str) {
-        assert_eq!(
-            got, want,
-            "case {case}: stage {name} differs\n got: {got}\nwant: {want}"
-        );
-    }
-
     #[test]
     fn rpc_v1_vectors_match_stage_by_stage() {
-        let all = cases("testdata/signing/aliyun");
-        assert_eq!(all.len(), 9, "expected 9 RPC v1 cases");
+        let all = vectors::load("aliyun", 9);
         let mut published = 0;
-        for (case, v) in &all {
-            let (input, expected) = (&v["input"], &v["expected"]);
+        for vector in &all {
+            let (case, input, expected) = (vector.name.as_str(), vector.input(), vector.expected());
             let params = sdk_params(input, expected);
-            let secret = Secret::new(s(input, "access_key_secret"));
-            let got = sign_rpc_v1(s(input, "method"), &params, &secret);
+            let secret = Secret::new(text(input, "access_key_secret"));
+            let got = sign_rpc_v1(text(input, "method"), &params, &secret);
             assert_eq!(
                 got.signed_params,
                 pairs(&expected["signed_params"]),
@@ -318,35 +277,40 @@ mod tests {
                 case,
                 "canonicalized_query_string",
                 &got.canonicalized_query_string,
-                s(expected, "canonicalized_query_string"),
+                text(expected, "canonicalized_query_string"),
             );
             stage(
                 case,
                 "string_to_sign",
                 &got.string_to_sign,
-                s(expected, "string_to_sign"),
+                text(expected, "string_to_sign"),
             );
             stage(
                 case,
                 "hmac_key",
                 got.hmac_key.expose(),
-                s(expected, "hmac_key"),
+                text(expected, "hmac_key"),
             );
-            stage(case, "signature", &got.signature, s(expected, "signature"));
+            stage(
+                case,
+                "signature",
+                &got.signature,
+                text(expected, "signature"),
+            );
             stage(
                 case,
                 "signed_url_query",
                 &got.signed_url_query,
-                s(expected, "signed_url_query"),
+                text(expected, "signed_url_query"),
             );
             let url = format!(
                 "{}://{}{}?{}",
-                s(input, "scheme"),
-                s(input, "host"),
-                s(input, "path"),
+                text(input, "scheme"),
+                text(input, "host"),
+                text(input, "path"),
                 got.signed_url_query
             );
-            stage(case, "url", &url, s(expected, "url"));
+            stage(case, "url", &url, text(expected, "url"));
             if let Some(p) = input["published_signature"].as_str() {
                 stage(case, "published_signature", &got.signature, p);
                 published += 1;
@@ -355,25 +319,24 @@ mod tests {
         assert_eq!(published, 3, "three vendor-published examples");
         assert!(all
             .iter()
-            .any(|(_, v)| v["expected"]["signature"] == "OLeaidS1JvxuMvnyHOwuJ+uX5qY="));
+            .any(|c| c.expected()["signature"] == "OLeaidS1JvxuMvnyHOwuJ+uX5qY="));
     }
 
     #[test]
     fn acs3_vectors_match_stage_by_stage() {
-        let all = cases("testdata/signing/aliyun-acs3");
-        assert_eq!(all.len(), 5, "expected 5 ACS3 cases");
-        for (case, v) in &all {
-            let (input, expected) = (&v["input"], &v["expected"]);
+        let all = vectors::load("aliyun-acs3", 5);
+        for vector in &all {
+            let (case, input, expected) = (vector.name.as_str(), vector.input(), vector.expected());
             let query = pairs(&input["query"]);
             let headers = pairs(&input["headers"]);
-            let secret = Secret::new(s(input, "access_key_secret"));
+            let secret = Secret::new(text(input, "access_key_secret"));
             let got = sign_acs3(
-                s(input, "method"),
-                s(input, "path"),
+                text(input, "method"),
+                text(input, "path"),
                 &query,
                 &headers,
-                s(input, "body").as_bytes(),
-                s(input, "access_key_id"),
+                text(input, "body").as_bytes(),
+                text(input, "access_key_id"),
                 &secret,
             );
             for (name, g) in [
@@ -387,7 +350,7 @@ mod tests {
                 ("signature", &got.signature),
                 ("authorization", &got.authorization),
             ] {
-                stage(case, name, g, s(expected, name));
+                stage(case, name, g, text(expected, name));
             }
             let mut sent = headers.clone();
             sent.push(("Authorization".into(), got.authorization.clone()));
@@ -396,12 +359,12 @@ mod tests {
                 pairs(&expected["headers_sent"]),
                 "case {case}: stage headers_sent differs"
             );
-            let base = format!("{}://{}", s(input, "scheme"), s(input, "host"));
+            let base = format!("{}://{}", text(input, "scheme"), text(input, "host"));
             stage(
                 case,
                 "url",
-                &acs3_url(&base, s(input, "path"), &query),
-                s(expected, "url"),
+                &acs3_url(&base, text(input, "path"), &query),
+                text(expected, "url"),
             );
             if let Some(p) = input["published_signature"].as_str() {
                 stage(case, "published_signature", &got.signature, p);

@@ -186,25 +186,9 @@ fn hmac_sha256(key: &[u8], msg: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vendors::vectors;
     use chrono::TimeZone;
     use serde_json::Value;
-    use std::path::PathBuf;
-
-    fn cases(folder: &str) -> Vec<(String, Value)> {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(folder);
-        let mut out = Vec::new();
-        for entry in std::fs::read_dir(&dir).expect("vector folder exists") {
-            let path = entry.expect("readable dir entry").path().join("case.json");
-            if !path.exists() {
-                continue;
-            }
-            let text = std::fs::read_to_string(&path).expect("readable case.json");
-            let v: Value = serde_json::from_str(&text).expect("case.json is JSON");
-            out.push((path.display().to_string(), v));
-        }
-        out.sort_by(|a, b| a.0.cmp(&b.0));
-        out
-    }
 
     fn s<'a>(v: &'a Value, section: &str, key: &str) -> &'a str {
         v[section][key]
@@ -214,9 +198,8 @@ mod tests {
 
     #[test]
     fn api_key_vectors_from_the_doc_pipeline() {
-        let cases = cases("testdata/signing/cdnetworks");
-        assert_eq!(cases.len(), 6, "every API-key case is loaded");
-        for (name, c) in &cases {
+        for case in &vectors::load("cdnetworks", 6) {
+            let (name, c) = (&case.name, &case.doc);
             let epoch = c["input"]["epoch_seconds"].as_i64().expect("epoch");
             let at = Utc.timestamp_opt(epoch, 0).single().expect("valid epoch");
             let got = sign_api_key(s(c, "input", "username"), s(c, "input", "api_key"), at);
@@ -251,9 +234,8 @@ mod tests {
 
     #[test]
     fn aksk_vectors_from_wangsu_sdk_python() {
-        let cases = cases("testdata/signing/cdnetworks-aksk");
-        assert_eq!(cases.len(), 5, "every AK/SK case is loaded");
-        for (name, c) in &cases {
+        for case in &vectors::load("cdnetworks-aksk", 5) {
+            let (name, c) = (&case.name, &case.doc);
             let headers: serde_json::Map<String, Value> =
                 serde_json::from_str(s(c, "expected", "request_headers_json"))
                     .expect("request_headers_json is a JSON object");

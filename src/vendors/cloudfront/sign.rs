@@ -167,72 +167,36 @@ pub fn sign(input: &SignInput<'_>) -> Signed {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::Value;
-    use std::path::{Path, PathBuf};
-
-    fn case_dirs() -> Vec<PathBuf> {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/signing/cloudfront");
-        let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
-            .expect("testdata/signing/cloudfront exists")
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.join("case.json").is_file())
-            .collect();
-        dirs.sort();
-        dirs
-    }
-
-    fn s(v: &Value, k: &str) -> String {
-        v[k].as_str()
-            .unwrap_or_else(|| panic!("{k} is not a string"))
-            .to_owned()
-    }
-
-    fn pairs(v: &Value) -> Vec<(String, String)> {
-        v.as_array()
-            .expect("pairs")
-            .iter()
-            .map(|p| {
-                (
-                    p[0].as_str().expect("name").to_owned(),
-                    p[1].as_str().expect("value").to_owned(),
-                )
-            })
-            .collect()
-    }
+    use crate::vendors::vectors::{self, pairs, text};
 
     #[test]
     fn every_botocore_vector_matches_stage_by_stage() {
-        let dirs = case_dirs();
-        assert_eq!(dirs.len(), 10, "expected the 10 cloudfront vector cases");
         let mut kinds = Vec::new();
-        for dir in dirs {
-            let case: Value =
-                serde_json::from_slice(&std::fs::read(dir.join("case.json")).expect("read"))
-                    .expect("case.json is JSON");
-            let (i, e) = (&case["input"], &case["expected"]);
-            let name = s(i, "case_name");
-            kinds.push(s(i, "kind"));
+        for case in vectors::load("cloudfront", 10) {
+            let (i, e) = (case.input(), case.expected());
+            let name = text(i, "case_name");
+            kinds.push(text(i, "kind").to_owned());
             let headers = pairs(&i["headers"]);
             let query = pairs(&i["query"]);
-            let time = DateTime::parse_from_rfc3339(&s(i, "timestamp"))
+            let time = DateTime::parse_from_rfc3339(text(i, "timestamp"))
                 .expect("timestamp")
                 .with_timezone(&Utc);
-            let (method, host, path) = (s(i, "method"), s(i, "host"), s(i, "path"));
-            let (ak, sk) = (s(i, "access_key_id"), s(i, "secret_access_key"));
+            let (method, host, path) = (text(i, "method"), text(i, "host"), text(i, "path"));
+            let (ak, sk) = (text(i, "access_key_id"), text(i, "secret_access_key"));
             let token = i["session_token"].as_str().map(str::to_owned);
-            let (region, service) = (s(i, "region"), s(i, "service"));
+            let (region, service) = (text(i, "region"), text(i, "service"));
             let got = sign(&SignInput {
-                method: &method,
-                host: &host,
-                path: &path,
+                method: method,
+                host: host,
+                path: path,
                 query: &query,
                 headers: &headers,
                 body: b"",
-                access_key_id: &ak,
-                secret_access_key: &sk,
+                access_key_id: ak,
+                secret_access_key: sk,
                 session_token: token.as_deref(),
-                region: &region,
-                service: &service,
+                region: region,
+                service: service,
                 time,
             });
             let st = &got.stages;
@@ -254,7 +218,7 @@ mod tests {
                 ("authorization", &st.authorization),
             ];
             for (stage, value) in stages {
-                assert_eq!(value, s(e, stage), "case {name}: stage {stage} differs");
+                assert_eq!(value, text(e, stage), "case {name}: stage {stage} differs");
             }
             // AWS's published values, where the case is a documented example.
             if let Some(doc) = e["documented"].as_object() {
@@ -274,7 +238,7 @@ mod tests {
             assert_eq!(got.add_headers, sdk_added, "case {name}: headers_sent");
         }
         for kind in ["signer", "client", "doc"] {
-            assert!(kinds.iter().any(|k| k == kind), "no {kind} case");
+            assert!(kinds.iter().any(|k| *k == kind), "no {kind} case");
         }
     }
 

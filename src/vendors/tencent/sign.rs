@@ -201,54 +201,31 @@ pub fn request_headers(input: &SignInput<'_>, common: &Common<'_>) -> Vec<(Strin
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::Value;
-    use std::path::{Path, PathBuf};
-
-    fn case_dirs() -> Vec<PathBuf> {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/signing/tencent");
-        let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
-            .expect("testdata/signing/tencent exists")
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.join("case.json").is_file())
-            .collect();
-        dirs.sort();
-        dirs
-    }
-
-    fn s(v: &Value, k: &str) -> String {
-        v[k].as_str()
-            .unwrap_or_else(|| panic!("{k} is not a string"))
-            .to_owned()
-    }
+    use crate::vendors::vectors::{self, text};
 
     #[test]
     fn every_vector_matches_stage_by_stage() {
-        let dirs = case_dirs();
-        assert_eq!(dirs.len(), 12, "expected the 12 tencent vector cases");
         let mut from_doc = 0;
-        for dir in dirs {
-            let case: Value =
-                serde_json::from_slice(&std::fs::read(dir.join("case.json")).expect("read"))
-                    .expect("case.json is JSON");
-            let (i, e) = (&case["input"], &case["expected"]);
-            let name = s(i, "case_name");
-            let body = s(i, "body");
+        for case in vectors::load("tencent", 12) {
+            let (i, e) = (case.input(), case.expected());
+            let name = text(i, "case_name");
+            let body = text(i, "body");
             let (method, host, path, ct) = (
-                s(i, "method"),
-                s(i, "host"),
-                s(i, "path"),
-                s(i, "content_type"),
+                text(i, "method"),
+                text(i, "host"),
+                text(i, "path"),
+                text(i, "content_type"),
             );
-            let (id, key) = (s(i, "secret_id"), s(i, "secret_key"));
-            let scope = s(e, "credential_scope");
+            let (id, key) = (text(i, "secret_id"), text(i, "secret_key"));
+            let scope = text(e, "credential_scope");
             let input = SignInput {
-                method: &method,
-                host: &host,
-                path: &path,
-                content_type: &ct,
+                method: method,
+                host: host,
+                path: path,
+                content_type: ct,
                 body: body.as_bytes(),
-                secret_id: &id,
-                secret_key: &key,
+                secret_id: id,
+                secret_key: key,
                 service: scope.split('/').nth(1).expect("service"),
                 timestamp: i["timestamp"].as_i64().expect("timestamp"),
                 unsigned_payload: i["unsigned_payload"].as_bool().expect("flag"),
@@ -270,9 +247,9 @@ mod tests {
                 ("authorization", &got.authorization),
             ];
             for (stage, value) in stages {
-                assert_eq!(value, s(e, stage), "case {name}: stage {stage} differs");
+                assert_eq!(value, text(e, stage), "case {name}: stage {stage} differs");
             }
-            if s(i, "source") != "sdk" {
+            if text(i, "source") != "sdk" {
                 from_doc += 1;
                 continue;
             }
@@ -293,8 +270,8 @@ mod tests {
             let ours = request_headers(
                 &input,
                 &Common {
-                    action: &s(i, "action"),
-                    version: &s(i, "version"),
+                    action: text(i, "action"),
+                    version: text(i, "version"),
                     region: i["region"].as_str(),
                     token: i["token"].as_str(),
                 },
@@ -319,7 +296,7 @@ mod tests {
                     "case {name}: the SDK sends {k}, we do not"
                 );
             }
-            assert_eq!(s(e, "body_sent"), body, "case {name}: body_sent");
+            assert_eq!(text(e, "body_sent"), body, "case {name}: body_sent");
         }
         assert_eq!(from_doc, 1, "the documentation's worked example is a case");
     }

@@ -105,7 +105,7 @@ pub fn sign(params: &[(String, String)], public_key: &str, private_key: &str) ->
 mod tests {
     use super::*;
     use crate::sim::ucloud::{parse_form, verify};
-    use std::path::Path;
+    use crate::vendors::vectors::{self, pairs, text};
 
     /// One vector from testdata/signing/ucloud/<case>/case.json.
     struct Case {
@@ -118,57 +118,25 @@ mod tests {
     }
 
     fn load_cases() -> Vec<Case> {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/signing/ucloud");
-        let mut cases = Vec::new();
-        let mut entries: Vec<_> = std::fs::read_dir(&dir)
-            .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
-            .filter_map(Result::ok)
-            .map(|e| e.path().join("case.json"))
-            .filter(|p| p.is_file())
-            .collect();
-        entries.sort();
-        for path in entries {
-            let text = std::fs::read_to_string(&path).unwrap();
-            let v: serde_json::Value =
-                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            let input = &v["input"];
-            let s = |k: &str| {
-                input[k]
-                    .as_str()
-                    .unwrap_or_else(|| panic!("{k}"))
-                    .to_owned()
-            };
-            let params = input["params"]
-                .as_array()
-                .expect("params")
-                .iter()
-                .map(|p| {
-                    (
-                        p[0].as_str().expect("name").to_owned(),
-                        p[1].as_str().expect("value").to_owned(),
-                    )
-                })
-                .collect();
-            cases.push(Case {
-                name: s("case_name"),
-                public_key: s("public_key"),
-                private_key: s("private_key"),
-                params,
-                published: input["published_signature"].as_str().map(str::to_owned),
-                expected: v["expected"].clone(),
-            });
-        }
-        cases
+        vectors::load("ucloud", 10)
+            .into_iter()
+            .map(|c| {
+                let input = c.input();
+                Case {
+                    name: text(input, "case_name").to_owned(),
+                    public_key: text(input, "public_key").to_owned(),
+                    private_key: text(input, "private_key").to_owned(),
+                    params: pairs(&input["params"]),
+                    published: input["published_signature"].as_str().map(str::to_owned),
+                    expected: c.expected().clone(),
+                }
+            })
+            .collect()
     }
 
     #[test]
     fn every_vector_matches_stage_by_stage() {
         let cases = load_cases();
-        assert_eq!(
-            cases.len(),
-            10,
-            "expected the 10 cases of testdata/signing/ucloud"
-        );
         for c in &cases {
             let got = sign(&c.params, &c.public_key, &c.private_key);
             let utf8_hex = hex::encode(got.string_to_sign.as_bytes());

@@ -181,79 +181,43 @@ pub fn sign(input: &SignInput<'_>) -> Signed {
 mod tests {
     use super::*;
     use crate::sim::volcengine::{parse_authorization, signature_for};
-    use serde_json::Value;
-    use std::path::{Path, PathBuf};
-
-    fn case_dirs() -> Vec<PathBuf> {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/signing/volcengine");
-        let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
-            .expect("testdata/signing/volcengine exists")
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.join("case.json").is_file())
-            .collect();
-        dirs.sort();
-        dirs
-    }
-
-    fn s(v: &Value, k: &str) -> String {
-        v[k].as_str()
-            .unwrap_or_else(|| panic!("{k} is not a string"))
-            .to_owned()
-    }
-
-    fn pairs(v: &Value) -> Vec<(String, String)> {
-        v.as_array()
-            .expect("pairs")
-            .iter()
-            .map(|p| {
-                (
-                    p[0].as_str().expect("name").to_owned(),
-                    p[1].as_str().expect("value").to_owned(),
-                )
-            })
-            .collect()
-    }
+    use crate::vendors::vectors::{self, pairs, text};
 
     #[test]
     fn every_sdk_vector_matches_stage_by_stage() {
-        let dirs = case_dirs();
-        assert_eq!(dirs.len(), 10, "expected the 10 volcengine vector cases");
-        for dir in dirs {
-            let case: Value =
-                serde_json::from_slice(&std::fs::read(dir.join("case.json")).expect("read"))
-                    .expect("case.json is JSON");
-            let (i, e) = (&case["input"], &case["expected"]);
-            let name = s(i, "case_name");
+        for case in vectors::load("volcengine", 10) {
+            let (i, e) = (case.input(), case.expected());
+            let name = text(i, "case_name");
             let headers: Vec<(String, String)> = pairs(&i["headers"])
                 .into_iter()
                 .filter(|(k, _)| !k.eq_ignore_ascii_case("host"))
                 .collect();
-            let time = DateTime::parse_from_rfc3339(&s(i, "timestamp"))
+            let time = DateTime::parse_from_rfc3339(text(i, "timestamp"))
                 .expect("timestamp")
                 .with_timezone(&Utc);
-            let body = s(i, "body");
+            let body = text(i, "body");
             let query = pairs(&i["query"]);
-            let host = s(i, "host");
-            let (ak, sk) = (s(i, "access_key_id"), s(i, "secret_access_key"));
+            let host = text(i, "host");
+            let (ak, sk) = (text(i, "access_key_id"), text(i, "secret_access_key"));
             let token = i["session_token"].as_str().map(str::to_owned);
             let (method, path, region, service) = (
-                s(i, "method"),
-                s(i, "path"),
-                s(i, "region"),
-                s(i, "service"),
+                text(i, "method"),
+                text(i, "path"),
+                text(i, "region"),
+                text(i, "service"),
             );
             let got = sign(&SignInput {
-                method: &method,
-                host: &host,
-                path: &path,
+                method: method,
+                host: host,
+                path: path,
                 query: &query,
                 headers: &headers,
                 body: body.as_bytes(),
-                access_key_id: &ak,
-                secret_access_key: &sk,
+                access_key_id: ak,
+                secret_access_key: sk,
                 session_token: token.as_deref(),
-                region: &region,
-                service: &service,
+                region: region,
+                service: service,
                 time,
             });
             let stages: [(&str, &str); 15] = [
@@ -274,11 +238,11 @@ mod tests {
                 ("authorization", &got.authorization),
             ];
             for (stage, value) in stages {
-                assert_eq!(value, s(e, stage), "case {name}: stage {stage} differs");
+                assert_eq!(value, text(e, stage), "case {name}: stage {stage} differs");
             }
             assert_eq!(
                 got.signature,
-                s(e, "classic_volcengine_signature"),
+                text(e, "classic_volcengine_signature"),
                 "case {name}: classic SDK signature"
             );
             // The headers we add are exactly those the SDK added, in order.
@@ -300,7 +264,7 @@ mod tests {
                 got.add_headers, sdk_added,
                 "case {name}: stage headers_sent"
             );
-            assert_eq!(s(e, "body_sent"), body, "case {name}: body_sent");
+            assert_eq!(text(e, "body_sent"), body, "case {name}: body_sent");
 
             // The verifier recomputes the same signature from what was sent.
             let auth = parse_authorization(&got.authorization).expect("parse own authorization");
@@ -309,9 +273,8 @@ mod tests {
                     .find(|(k, _)| k.eq_ignore_ascii_case(n))
                     .map(|(_, v)| v.clone())
             };
-            let verified =
-                signature_for(&method, &path, &query, &auth, &lookup, body.as_bytes(), &sk)
-                    .unwrap_or_else(|| panic!("case {name}: verifier found the request malformed"));
+            let verified = signature_for(method, path, &query, &auth, &lookup, body.as_bytes(), sk)
+                .unwrap_or_else(|| panic!("case {name}: verifier found the request malformed"));
             assert_eq!(verified.signature, got.signature, "case {name}: verifier");
         }
     }
