@@ -44,7 +44,8 @@ pub fn account_labels(a: &Account) -> String {
 /// for entries that are not cached), and the same strings gzip-compressed.
 struct Block {
     text: Box<[String]>,
-    /// One gzip member per non-empty string (empty bytes for an empty one),
+    /// One gzip member per string of at least [`MEMBER_MIN`] bytes (empty
+    /// bytes for a shorter one),
     /// made by the first gzip scrape after the text was rendered: a gzip
     /// stream may be several members one after another, so a scrape sends
     /// these bytes as they are and compresses only what it writes fresh.
@@ -114,8 +115,9 @@ impl Sink for Plain {
     }
 }
 
-/// The gzip exposition: fresh text is gathered and compressed into one
-/// member whenever a cached member follows (and at the end).
+/// The gzip exposition: fresh text (and short cached families) is gathered
+/// and compressed into one member whenever a cached member follows (and at
+/// the end).
 struct Gzip<'a> {
     out: Vec<u8>,
     pending: String,
@@ -136,7 +138,9 @@ impl Sink for Gzip<'_> {
         &mut self.pending
     }
     fn cached(&mut self, block: &Block, i: usize) {
-        if block.text[i].is_empty() {
+        let text = &block.text[i];
+        if text.len() < MEMBER_MIN {
+            self.pending.push_str(text);
             return;
         }
         let z = &mut *self.z;
@@ -146,7 +150,7 @@ impl Sink for Gzip<'_> {
                 .iter()
                 .map(|t| {
                     let mut out = Vec::new();
-                    if !t.is_empty() {
+                    if t.len() >= MEMBER_MIN {
                         gzip_member(z, t.as_bytes(), &mut out);
                     }
                     out
@@ -157,6 +161,13 @@ impl Sink for Gzip<'_> {
         self.out.extend_from_slice(&gz[i]);
     }
 }
+
+/// Cached families shorter than this are compressed with the fresh text
+/// of each scrape instead of as members of their own: a member costs a
+/// deflate reset (~230 KB cleared, microseconds) and 18 bytes of framing,
+/// more than a line or two of text is worth, and beside the other
+/// accounts' lines the text compresses far better (`benches/render.rs`).
+const MEMBER_MIN: usize = 2048;
 
 /// The compression level of `/metrics` gzip: fast (level 1), since the
 /// exposition is repetitive enough that higher levels gain little and a
