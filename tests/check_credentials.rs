@@ -157,9 +157,10 @@ async fn good_keys_pass_with_one_cheap_call_per_account() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_keys_and_unreachable_endpoints_fail_with_the_vendors_words() {
     let sims = start_sims().await;
-    let closed = common::free_port();
+    let closed = common::ClosedPort::new();
     let extra = format!(
-        "  - name: unreachable\n    vendor: aliyun\n    endpoint: http://127.0.0.1:{closed}\n    credentials: {{ id: {ID}, secret: \"${{PROBE_SECRET_ALIYUN}}\" }}\n    retries: 0\n"
+        "  - name: unreachable\n    vendor: aliyun\n    endpoint: http://127.0.0.1:{}\n    credentials: {{ id: {ID}, secret: \"${{PROBE_SECRET_ALIYUN}}\" }}\n    retries: 0\n",
+        closed.port
     );
     let all = [
         VendorKind::Volcengine,

@@ -9,9 +9,10 @@ use common::{http_get, parse_metrics, value, Exporter};
 #[test]
 fn ready_answers_before_any_refresh_and_data_arrival_is_visible_elsewhere() {
     // A testing account whose endpoint is a closed port: no refresh can succeed.
-    let closed = common::free_port();
+    let closed = common::ClosedPort::new();
     let config = format!(
-        "accounts:\n  - name: a\n    vendor: testing\n    endpoint: http://127.0.0.1:{closed}\n    credentials: {{ id: a, secret: tok }}\n    retries: 0\n"
+        "accounts:\n  - name: a\n    vendor: testing\n    endpoint: http://127.0.0.1:{}\n    credentials: {{ id: a, secret: tok }}\n    retries: 0\n",
+        closed.port
     );
     // Exporter::start returns once /-/ready answers 200; nothing has scraped yet.
     let exp = Exporter::start(&config, &[]);

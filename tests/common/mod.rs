@@ -13,13 +13,38 @@ pub fn binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_cdn-task-exporter"))
 }
 
-/// A free loopback port (bound then released).
+/// A free loopback port (bound then released). Another process can take
+/// it before the caller does: only for programs that cannot listen on port
+/// 0 and say where they went (Prometheus, Alertmanager).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// A loopback port that refuses connections for as long as this value
+/// lives: bound but never listening, so the kernel answers every connect
+/// with a reset and no other process can take the port meanwhile (a port
+/// bound and released could be reused by anything on the machine).
+pub struct ClosedPort {
+    _socket: tokio::net::TcpSocket,
+    pub port: u16,
+}
+
+impl ClosedPort {
+    pub fn new() -> ClosedPort {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind("127.0.0.1:0".parse().unwrap())
+            .expect("bind a loopback port");
+        let port = socket.local_addr().expect("bound address").port();
+        ClosedPort {
+            _socket: socket,
+            port,
+        }
+    }
 }
 
 /// A running exporter process; killed on drop. Its stderr goes to a file so

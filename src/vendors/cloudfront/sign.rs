@@ -186,17 +186,17 @@ mod tests {
             let token = i["session_token"].as_str().map(str::to_owned);
             let (region, service) = (text(i, "region"), text(i, "service"));
             let got = sign(&SignInput {
-                method: method,
-                host: host,
-                path: path,
+                method,
+                host,
+                path,
                 query: &query,
                 headers: &headers,
                 body: b"",
                 access_key_id: ak,
                 secret_access_key: sk,
                 session_token: token.as_deref(),
-                region: region,
-                service: service,
+                region,
+                service,
                 time,
             });
             let st = &got.stages;

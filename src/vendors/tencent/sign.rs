@@ -219,9 +219,9 @@ mod tests {
             let (id, key) = (text(i, "secret_id"), text(i, "secret_key"));
             let scope = text(e, "credential_scope");
             let input = SignInput {
-                method: method,
-                host: host,
-                path: path,
+                method,
+                host,
+                path,
                 content_type: ct,
                 body: body.as_bytes(),
                 secret_id: id,

@@ -207,17 +207,17 @@ mod tests {
                 text(i, "service"),
             );
             let got = sign(&SignInput {
-                method: method,
-                host: host,
-                path: path,
+                method,
+                host,
+                path,
                 query: &query,
                 headers: &headers,
                 body: body.as_bytes(),
                 access_key_id: ak,
                 secret_access_key: sk,
                 session_token: token.as_deref(),
-                region: region,
-                service: service,
+                region,
+                service,
                 time,
             });
             let stages: [(&str, &str); 15] = [
