@@ -60,10 +60,18 @@ fn accounts_yaml(names: &[&str]) -> String {
     yaml
 }
 
+/// Bytes in the first gzip member of `gz` once decompressed (a
+/// single-member reader stops there).
+fn first_member_len(gz: &[u8]) -> usize {
+    let mut first = String::new();
+    let _ = GzDecoder::new(gz).read_to_string(&mut first);
+    first.len()
+}
+
 /// On the same data and the same second, the gzip exposition decompresses
 /// to the plain one byte for byte — after every kind of change (refresh,
-/// failure, untouched accounts reusing their compressed members), and it
-/// is several gzip members (a single-member reader stops early).
+/// failure, untouched accounts reusing their compressed members, most
+/// accounts changed and everything compressed afresh).
 #[tokio::test(start_paused = true)]
 async fn gzip_decompresses_to_the_plain_exposition_as_accounts_change() {
     let clock: SharedClock = Arc::new(TokioClock::starting_at(T0));
@@ -74,7 +82,21 @@ async fn gzip_decompresses_to_the_plain_exposition_as_accounts_change() {
         clock.clone(),
     );
     let renderer = metrics::Renderer::new();
-    let mut sizes = Vec::new();
+    let same = |what: &str| {
+        let now = clock.unix();
+        let gz = renderer.render_gzip(&c, now);
+        let unzipped = gunzip(&gz);
+        let plain = renderer.render(&c, now);
+        assert_eq!(steady(&unzipped), steady(&plain), "{what}");
+        assert!(plain.contains("cdn_tasks{vendor=\"testing\",account=\"c\""));
+        assert!(
+            gz.len() * 4 < plain.len(),
+            "{what}: compressed, {} of {} bytes",
+            gz.len(),
+            plain.len()
+        );
+        (first_member_len(&gz), unzipped.len())
+    };
     for step in 0..12 {
         sim.control.set_fault(if step % 5 == 2 {
             Fault::ServerError
@@ -82,26 +104,30 @@ async fn gzip_decompresses_to_the_plain_exposition_as_accounts_change() {
             Fault::None
         });
         c.collect(Instant::now() + Duration::from_secs(9)).await;
-        let now = clock.unix();
-        let gz = renderer.render_gzip(&c, now);
-        let unzipped = gunzip(&gz);
-        let plain = renderer.render(&c, now);
-        assert_eq!(steady(&unzipped), steady(&plain), "step {step}");
-        assert!(plain.contains("cdn_tasks{vendor=\"testing\",account=\"c\""));
-        let mut first = String::new();
-        let _ = GzDecoder::new(&gz[..]).read_to_string(&mut first);
-        assert!(
-            first.len() < unzipped.len() / 2,
-            "step {step}: several members, not one ({} of {} bytes in the first)",
-            first.len(),
-            unzipped.len()
-        );
-        sizes.push((plain.len(), gz.len()));
+        same(&format!("step {step}"));
         tokio::time::advance(Duration::from_secs(13)).await;
     }
-    for (plain, gz) in sizes {
-        assert!(gz * 4 < plain, "compressed: {gz} of {plain} bytes");
+    // Nothing changed: the accounts' cached members are sent as they are.
+    let (first, all) = same("unchanged");
+    assert!(
+        first < all / 2,
+        "several members ({first} of {all} bytes in the first)"
+    );
+    // One account of three changed: its members are made again.
+    c.accounts[1].stats.touch();
+    let (first, all) = same("one changed");
+    assert!(
+        first < all / 2,
+        "several members ({first} of {all} bytes in the first)"
+    );
+    // Every account changed: compressed afresh in long runs, here one.
+    for a in &c.accounts {
+        a.stats.touch();
     }
+    let (first, all) = same("all changed");
+    assert_eq!(first, all, "one member");
+    let (first, all) = same("unchanged again");
+    assert!(first < all / 2, "members made for the unchanged accounts");
 }
 
 async fn get(addr: std::net::SocketAddr, accept: Option<&str>) -> reqwest::Response {

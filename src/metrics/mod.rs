@@ -92,6 +92,8 @@ struct Current {
     labels: Arc<Labels>,
     snapshot: Arc<Snapshot>,
     block: Arc<Block>,
+    /// The block was rendered by this scrape (the account changed).
+    changed: bool,
 }
 
 /// Where a walk of [`FAMILIES`] writes: the text written fresh on this
@@ -122,7 +124,15 @@ struct Gzip<'a> {
     out: Vec<u8>,
     pending: String,
     z: &'a mut Compress,
+    /// Compress everything fresh, making no members: most accounts
+    /// changed, and resetting the deflate state per member would cost more
+    /// than compressing their text in long runs.
+    whole: bool,
 }
+
+/// Fresh text is cut into members of about this size, so a scrape never
+/// holds a second copy of the whole exposition.
+const PENDING_MAX: usize = 1 << 20;
 
 impl Gzip<'_> {
     fn flush(&mut self) {
@@ -135,12 +145,15 @@ impl Gzip<'_> {
 
 impl Sink for Gzip<'_> {
     fn fresh(&mut self) -> &mut String {
+        if self.pending.len() >= PENDING_MAX {
+            self.flush();
+        }
         &mut self.pending
     }
     fn cached(&mut self, block: &Block, i: usize) {
         let text = &block.text[i];
-        if text.len() < MEMBER_MIN {
-            self.pending.push_str(text);
+        if self.whole || text.len() < MEMBER_MIN {
+            self.fresh().push_str(text);
             return;
         }
         let z = &mut *self.z;
@@ -223,6 +236,7 @@ impl Renderer {
                         labels: s.labels.clone(),
                         snapshot,
                         block: s.block.clone(),
+                        changed: false,
                     };
                 }
                 let labels = mine.map_or_else(|| Arc::new(Labels::new(a)), |s| s.labels.clone());
@@ -239,6 +253,7 @@ impl Renderer {
                     labels,
                     snapshot,
                     block,
+                    changed: true,
                 }
             })
             .collect()
@@ -260,7 +275,10 @@ impl Renderer {
 
     /// Renders every family as a gzip stream (several members; any gzip
     /// reader, Prometheus' included, reads them as one text). Cached
-    /// families are compressed once per change of their account.
+    /// families are compressed once per change of their account — unless
+    /// more than half of the accounts changed since the last scrape: then
+    /// everything is compressed in long runs, which is cheaper than
+    /// making that many members.
     pub fn render_gzip(&self, c: &Collector, now: i64) -> Vec<u8> {
         let accounts = self.accounts(c);
         let mut z = self
@@ -269,10 +287,12 @@ impl Renderer {
             .unwrap_or_else(|p| p.into_inner())
             .pop()
             .unwrap_or_else(|| Compress::new(Compression::new(GZIP_LEVEL), false));
+        let changed = accounts.iter().filter(|r| r.changed).count();
         let mut out = Gzip {
             out: Vec::with_capacity(self.last_gz_len.load(Ordering::Relaxed) + 4096),
-            pending: String::with_capacity(64 << 10),
+            pending: String::with_capacity(PENDING_MAX + (64 << 10)),
             z: &mut z,
+            whole: changed * 2 > accounts.len(),
         };
         walk(c, &accounts, now, &mut out);
         out.flush();
