@@ -409,13 +409,69 @@ pub fn scrape_deadline(headers: &HeaderMap, default: Duration, margin: Duration)
     timeout.saturating_sub(margin)
 }
 
+/// True when `Accept-Encoding` admits gzip: listed (or `*`, when gzip is
+/// not listed) with a q-value above 0. A q-value that does not parse counts
+/// as 0: plain text is always acceptable, so doubt falls back to it.
+pub fn accepts_gzip(headers: &HeaderMap) -> bool {
+    let mut gzip = None;
+    let mut any = None;
+    for value in headers.get_all(header::ACCEPT_ENCODING) {
+        let Ok(value) = value.to_str() else { continue };
+        for item in value.split(',') {
+            let mut parts = item.split(';');
+            let coding = parts.next().unwrap_or("").trim();
+            let q = parts
+                .filter_map(|p| p.split_once('='))
+                .find(|(k, _)| k.trim().eq_ignore_ascii_case("q"))
+                .map_or(Some(1.0), |(_, v)| v.trim().parse::<f64>().ok())
+                .unwrap_or(0.0);
+            let ok = q > 0.0 && q.is_finite();
+            if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
+                gzip = Some(gzip.unwrap_or(false) || ok);
+            } else if coding == "*" {
+                any = Some(ok);
+            }
+        }
+    }
+    gzip.or(any).unwrap_or(false)
+}
+
 async fn metrics_handler(State(s): State<AppState>, headers: HeaderMap) -> Response {
     let budget = scrape_deadline(&headers, s.scrape_timeout, s.scrape_timeout_margin);
     s.collector
-        .collect(tokio::time::Instant::now() + budget)
+        .scrape(tokio::time::Instant::now() + budget)
         .await;
-    let body = s.renderer.render(&s.collector, s.collector.clock.unix());
-    ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], body).into_response()
+    let now = s.collector.clock.unix();
+    // Whether the body is compressed depends on this header: caches must
+    // key on it.
+    let vary = (header::VARY, "Accept-Encoding");
+    if accepts_gzip(&headers) {
+        let body = s.renderer.render_gzip(&s.collector, now);
+        tracing::debug!(
+            event = "scrape",
+            encoding = "gzip",
+            bytes = body.len(),
+            "metrics served"
+        );
+        (
+            [
+                (header::CONTENT_TYPE, metrics::CONTENT_TYPE),
+                (header::CONTENT_ENCODING, "gzip"),
+                vary,
+            ],
+            body,
+        )
+            .into_response()
+    } else {
+        let body = s.renderer.render(&s.collector, now);
+        tracing::debug!(
+            event = "scrape",
+            encoding = "identity",
+            bytes = body.len(),
+            "metrics served"
+        );
+        ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE), vary], body).into_response()
+    }
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, within the
@@ -545,6 +601,31 @@ pub async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gzip_is_served_only_when_accept_encoding_admits_it() {
+        let with = |v: &[&str]| {
+            let mut h = HeaderMap::new();
+            for v in v {
+                h.append(header::ACCEPT_ENCODING, v.parse().unwrap());
+            }
+            accepts_gzip(&h)
+        };
+        assert!(!with(&[]));
+        // Prometheus' own header.
+        assert!(with(&["gzip"]));
+        assert!(with(&["deflate, GZIP;q=0.5"]));
+        assert!(with(&["br", "gzip"]), "every header line counts");
+        assert!(with(&["*"]));
+        assert!(with(&["x-gzip"]));
+        assert!(!with(&["gzip;q=0"]));
+        assert!(!with(&["gzip; q=0.000"]));
+        assert!(!with(&["identity"]));
+        assert!(!with(&["deflate, br"]));
+        assert!(!with(&["*;q=0"]));
+        assert!(!with(&["*, gzip;q=0"]), "gzip's own q-value wins over *");
+        assert!(!with(&["gzip;q=bogus"]), "doubt falls back to plain");
+    }
 
     #[test]
     fn deadline_honours_prometheus_header() {

@@ -556,3 +556,181 @@ async fn cached_rendering_always_equals_a_fresh_render() {
         "the output did change over time ({changed} times)"
     );
 }
+
+/// A frozen simulated account on paused time, through the router transport
+/// (no sockets), with `extra` tuning keys; the scrape-wait tests below.
+fn paused_account(extra: &str) -> (TestingSim, Collector) {
+    let clock: SharedClock = Arc::new(TokioClock::starting_at(T0));
+    let world = World::new(clock.clone());
+    world.with_traffic(
+        Traffic {
+            seed: 7,
+            tasks_per_hour: 120.0,
+            ..Traffic::default()
+        },
+        Duration::from_secs(3600),
+    );
+    world.freeze();
+    let sim = TestingSim::new(world, "tok");
+    let yaml = format!(
+        "accounts:\n{}",
+        account_yaml(
+            "a",
+            "http://sim",
+            &format!(
+                "    min_refresh_interval: 10s\n    request_timeout: 20s\n    retries: 1\n{extra}"
+            ),
+        )
+    );
+    let c = collector(
+        &yaml,
+        Arc::new(RouterTransport::new(sim.clone().router())),
+        clock,
+    );
+    (sim, c)
+}
+
+fn account_series(c: &Collector, family: &str) -> f64 {
+    metric(c, &format!("{family}{{vendor=\"testing\",account=\"a\"}}"))
+        .unwrap_or_else(|| panic!("{family} missing"))
+}
+
+/// Issue 19: a scrape waits only for an account with no data yet. With
+/// warm data and a hanging vendor it answers at once (the paused clock does
+/// not move) from the cache, after starting the refresh; the refresh that
+/// later times out marks the account down on the next scrape.
+#[tokio::test(start_paused = true)]
+async fn a_warm_account_is_answered_from_cache_at_once_while_its_vendor_hangs() {
+    let (sim, c) = paused_account("");
+    c.scrape(Instant::now() + Duration::from_secs(9)).await;
+    assert_eq!(account_series(&c, "cdn_vendor_up"), 1.0);
+    let tasks = account_series(&c, "cdn_cache_tasks");
+    assert!(tasks > 50.0, "first sync done: {tasks}");
+
+    sim.control.set_fault(Fault::Hang);
+    tokio::time::advance(Duration::from_secs(11)).await;
+    let listings = sim.control.count("ListTasks");
+    let t = Instant::now();
+    c.scrape(Instant::now() + Duration::from_secs(9)).await;
+    assert_eq!(t.elapsed(), Duration::ZERO, "the scrape did not wait");
+    assert_eq!(
+        account_series(&c, "cdn_vendor_scrape_duration_seconds"),
+        0.0
+    );
+    assert_eq!(
+        account_series(&c, "cdn_cache_tasks"),
+        tasks,
+        "cached data served"
+    );
+    assert_eq!(
+        account_series(&c, "cdn_vendor_up"),
+        1.0,
+        "no answer has come back yet: the last answers were good"
+    );
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    assert_eq!(
+        sim.control.count("ListTasks"),
+        listings + 1,
+        "the scrape started the due refresh"
+    );
+
+    // Both attempts (retries: 1) time out after 20 s each; the refresh
+    // publishes `up 0` and the next scrape (again at once) shows it.
+    tokio::time::sleep(Duration::from_secs(41)).await;
+    let t = Instant::now();
+    c.scrape(Instant::now() + Duration::from_secs(9)).await;
+    assert_eq!(t.elapsed(), Duration::ZERO);
+    assert_eq!(
+        account_series(&c, "cdn_vendor_up"),
+        0.0,
+        "down after the timeouts"
+    );
+    assert_eq!(
+        metric(&c, "cdn_vendor_api_requests_total{vendor=\"testing\",account=\"a\",api=\"ListTasks\",outcome=\"timeout\"}"),
+        Some(2.0)
+    );
+
+    // `collect` (tests, tools) still waits for the refresh, up to its deadline.
+    let t = Instant::now();
+    c.collect(Instant::now() + Duration::from_secs(3)).await;
+    assert_eq!(t.elapsed(), Duration::from_secs(3));
+}
+
+/// An account that has never published data is waited for up to the
+/// deadline, as before issue 19; once its first refresh has failed it has
+/// data (`up 0`) and is no longer waited for.
+#[tokio::test(start_paused = true)]
+async fn a_cold_account_is_waited_for_up_to_the_deadline() {
+    let (sim, c) = paused_account("");
+    sim.control.set_fault(Fault::Hang);
+    let t = Instant::now();
+    c.scrape(Instant::now() + Duration::from_secs(5)).await;
+    assert_eq!(
+        t.elapsed(),
+        Duration::from_secs(5),
+        "waited the whole deadline"
+    );
+    assert_eq!(
+        account_series(&c, "cdn_vendor_scrape_duration_seconds"),
+        5.0
+    );
+    assert_eq!(account_series(&c, "cdn_cache_tasks"), 0.0);
+
+    // Still cold 5 s later (the refresh is in flight): waited again.
+    let t = Instant::now();
+    c.scrape(Instant::now() + Duration::from_secs(5)).await;
+    assert_eq!(t.elapsed(), Duration::from_secs(5));
+
+    // The hung attempts time out (2 x 20 s from the start): the failed
+    // refresh published, so the account has data and is answered at once.
+    tokio::time::sleep(Duration::from_secs(31)).await;
+    assert_eq!(account_series(&c, "cdn_vendor_up"), 0.0);
+    let t = Instant::now();
+    c.scrape(Instant::now() + Duration::from_secs(5)).await;
+    assert_eq!(t.elapsed(), Duration::ZERO);
+}
+
+/// `scrape_wait` > 0: a warm account's refresh in flight is waited for up
+/// to that long (never past the deadline), and a refresh that finishes
+/// within it is served fresh.
+#[tokio::test(start_paused = true)]
+async fn scrape_wait_waits_that_long_for_a_warm_accounts_refresh() {
+    let (sim, c) = paused_account("    scrape_wait: 2s\n");
+    c.scrape(Instant::now() + Duration::from_secs(9)).await;
+    assert_eq!(account_series(&c, "cdn_vendor_up"), 1.0);
+
+    sim.control.set_fault(Fault::Hang);
+    tokio::time::advance(Duration::from_secs(11)).await;
+    let t = Instant::now();
+    c.scrape(Instant::now() + Duration::from_secs(9)).await;
+    assert_eq!(t.elapsed(), Duration::from_secs(2), "waited scrape_wait");
+    assert_eq!(
+        account_series(&c, "cdn_vendor_scrape_duration_seconds"),
+        2.0
+    );
+    // A deadline shorter than scrape_wait wins.
+    let t = Instant::now();
+    c.scrape(Instant::now() + Duration::from_secs(1)).await;
+    assert_eq!(
+        t.elapsed(),
+        Duration::from_secs(1),
+        "never past the deadline"
+    );
+
+    // A vendor answering within scrape_wait: the scrape returns fresh data.
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(
+        account_series(&c, "cdn_vendor_up"),
+        0.0,
+        "the hung refresh timed out"
+    );
+    sim.control
+        .set_fault(Fault::Slow(Duration::from_millis(500)));
+    tokio::time::advance(Duration::from_secs(11)).await;
+    c.scrape(Instant::now() + Duration::from_secs(9)).await;
+    assert_eq!(
+        account_series(&c, "cdn_vendor_up"),
+        1.0,
+        "the refresh finished within scrape_wait"
+    );
+}

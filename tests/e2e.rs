@@ -386,7 +386,11 @@ fn failed_purge_alerts_through_alertmanager_and_dashboard_has_data() {
     };
     let demo = rt.block_on(demo::start(&opts)).expect("start simulators");
     milestone("simulators started");
-    let exporter = Exporter::start(&demo.config_yaml, &[]);
+    // The app's debug events say how each scrape was encoded.
+    let exporter = Exporter::start(
+        &demo.config_yaml,
+        &["--log.level", "info,cdn_task_exporter::app=debug"],
+    );
     milestone(&format!("exporter ready on {}", exporter.addr));
 
     // 2.–3. Webhook receiver, Alertmanager, Prometheus.
@@ -588,6 +592,26 @@ fn failed_purge_alerts_through_alertmanager_and_dashboard_has_data() {
         payload["groupKey"],
         payload["alerts"].as_array().map_or(0, |a| a.len())
     );
+
+    // 5b. Prometheus asks for gzip (Accept-Encoding: gzip), gets it, and
+    // reads it: the target is up.
+    let gzip_scrapes = exporter
+        .logs()
+        .lines()
+        .filter(|l| l.contains("event=scrape") && l.contains("encoding=gzip"))
+        .count();
+    assert!(
+        gzip_scrapes > 0,
+        "Prometheus' scrapes were not served gzip:\n{}",
+        exporter.logs()
+    );
+    let up = prom_query(&prom_addr, r#"up{job="cdn-task-exporter"} == 1"#)
+        .map(|r| Value::Array(r).to_string())
+        .unwrap_or_else(|e| e);
+    assert!(up.contains(r#""1"]"#), "the target is not up: {up}");
+    milestone(&format!(
+        "{gzip_scrapes} gzip scrapes by Prometheus; target up"
+    ));
 
     // 6a. The exposition passes promtool's lint.
     // With the timeout header Prometheus sends (scrape_timeout 1s).

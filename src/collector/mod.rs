@@ -3,10 +3,13 @@
 //! A scrape asks every account to be fresh. An account refreshes only when
 //! its data is older than its minimum refresh interval *and* its budget has a
 //! permit; concurrent scrapes (HA Prometheus pairs) share the one refresh in
-//! flight. Refreshes run as their own tasks: the scrape waits until its
-//! deadline, then answers from the cache while the refresh completes in the
-//! background. Every request goes through [`budget::Budget`] — the single
-//! place the rate invariant is enforced.
+//! flight. Refreshes run as their own tasks. A scrape ([`Collector::scrape`])
+//! waits only for accounts that have no data yet (up to its deadline) and
+//! answers from the cache for the others (after `scrape_wait`, 0 by
+//! default), so a slow or hanging vendor does not hold every scrape for the
+//! whole deadline; the refresh completes in the background. Every request
+//! goes through [`budget::Budget`] — the single place the rate invariant is
+//! enforced.
 
 pub mod budget;
 pub mod cache;
@@ -28,7 +31,9 @@ use budget::{Budget, Rate};
 use cache::{Aggregates, TaskCache};
 use coverage::Coverage;
 use stats::{ApiStats, Histogram, SkipReason, TASK_DURATION_BUCKETS};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -133,6 +138,9 @@ pub struct Account {
     clock: SharedClock,
     state: tokio::sync::Mutex<SyncState>,
     snapshot: RwLock<Arc<Snapshot>>,
+    /// A refresh has published a snapshot: the account has data to serve,
+    /// so a scrape need not wait for it.
+    published: AtomicBool,
     /// Failed, unfinished and recent tasks with their URLs (`/api/v1/tasks`).
     pub details: Mutex<details::DetailStore>,
     flight: Mutex<Flight>,
@@ -192,6 +200,7 @@ impl Account {
                 throttle_streak: vec![0; apis.len()],
             }),
             snapshot: RwLock::new(Arc::new(Snapshot::default())),
+            published: AtomicBool::new(false),
             details: Mutex::new(details::DetailStore::new(setup.settings.details.clone())),
             flight: Mutex::new(Flight::default()),
             name: setup.name.clone(),
@@ -272,6 +281,12 @@ impl Account {
             .clone()
     }
 
+    /// True once a refresh has published a snapshot (failed or not): from
+    /// then on a scrape can answer for the account from the cache.
+    pub fn has_data(&self) -> bool {
+        self.published.load(Ordering::Acquire)
+    }
+
     /// The details store, locked (held briefly: no await inside).
     pub fn details(&self) -> std::sync::MutexGuard<'_, details::DetailStore> {
         self.details.lock().unwrap_or_else(|p| p.into_inner())
@@ -328,7 +343,7 @@ impl Account {
     }
 
     fn skip(&self, reason: SkipReason) {
-        self.stats.skipped[reason as usize].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.stats.skipped[reason as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Runs one refresh to completion and publishes a new snapshot.
@@ -397,6 +412,7 @@ impl Account {
             last_error,
         };
         *self.snapshot.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(snap);
+        self.published.store(true, Ordering::Release);
         self.stats.touch();
     }
 }
@@ -653,20 +669,54 @@ impl Collector {
             .clone()
     }
 
-    /// Refreshes what is due, waiting at most until `deadline`; refreshes
-    /// still running then finish in the background.
+    /// Refreshes what is due, waiting at most until `deadline` for every
+    /// refresh; those still running then finish in the background. For
+    /// callers that want the freshest data (tests, tools); `/metrics` uses
+    /// [`Collector::scrape`].
     pub async fn collect(&self, deadline: Instant) {
+        self.gather(deadline, |_| Duration::MAX).await
+    }
+
+    /// What a `/metrics` scrape does: starts the refreshes that are due,
+    /// waits up to `deadline` for accounts with no data yet, and up to
+    /// their `scrape_wait` (0 by default: not at all) for the others, then
+    /// returns; the cache answers for them. Health still follows the
+    /// answers: a refresh that fails later publishes `up 0`, which the next
+    /// scrape shows.
+    pub async fn scrape(&self, deadline: Instant) {
+        self.gather(deadline, |a| {
+            if a.has_data() {
+                a.settings.scrape_wait
+            } else {
+                Duration::MAX
+            }
+        })
+        .await
+    }
+
+    /// Triggers every due refresh, then waits for each account's refresh in
+    /// flight up to `wait(account)` after the start (never past `deadline`),
+    /// all at once. `scrape_seconds` is how long this scrape waited for that
+    /// account: 0 when it did not wait.
+    async fn gather(&self, deadline: Instant, wait: impl Fn(&Account) -> Duration) {
         let t0 = Instant::now();
         let accounts = self.accounts();
-        let waits: Vec<_> = accounts.iter().map(|a| a.ensure_fresh()).collect();
-        for (account, wait) in accounts.iter().zip(waits) {
-            if let Some(mut rx) = wait {
-                let _ = tokio::time::timeout_at(deadline, rx.wait_for(|done| *done)).await;
-                account.stats.scrape_seconds.set(t0.elapsed().as_secs_f64());
-            } else {
-                account.stats.scrape_seconds.set(0.0);
+        let flights: Vec<_> = accounts.iter().map(|a| a.ensure_fresh()).collect();
+        let waits = accounts.iter().zip(flights).map(|(account, flight)| {
+            let until = t0
+                .checked_add(wait(account))
+                .map_or(deadline, |t| t.min(deadline));
+            async move {
+                match flight {
+                    Some(mut rx) if until > t0 => {
+                        let _ = tokio::time::timeout_at(until, rx.wait_for(|done| *done)).await;
+                        account.stats.scrape_seconds.set(t0.elapsed().as_secs_f64());
+                    }
+                    _ => account.stats.scrape_seconds.set(0.0),
+                }
             }
-        }
+        });
+        futures_util::future::join_all(waits).await;
     }
 }
 

@@ -36,6 +36,24 @@ impl Histogram {
             .fetch_add((v * 1e6) as u64, Ordering::Relaxed);
     }
 
+    /// The upper bounds of the buckets (+Inf not included).
+    pub fn bounds(&self) -> &'static [f64] {
+        self.bounds
+    }
+
+    /// Calls `f(bucket index, cumulative count)` per bucket, without
+    /// allocating (the renderer writes ~110,000 bucket lines per scrape);
+    /// returns the total count and the sum.
+    pub fn each_bucket(&self, mut f: impl FnMut(usize, u64)) -> (u64, f64) {
+        let mut acc = 0;
+        for i in 0..self.bounds.len() {
+            acc += self.counts[i].load(Ordering::Relaxed);
+            f(i, acc);
+        }
+        acc += self.counts[self.bounds.len()].load(Ordering::Relaxed);
+        (acc, self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6)
+    }
+
     /// (upper bound, cumulative count) per bucket, then the total count and sum.
     pub fn snapshot(&self) -> (Vec<(f64, u64)>, u64, f64) {
         let mut acc = 0;

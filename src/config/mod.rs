@@ -109,6 +109,11 @@ pub struct Settings {
     pub max_pages: u32,
     /// What the task details store keeps (the top-level `task_details:`).
     pub details: DetailSettings,
+    /// How long a scrape waits for the refresh of an account that already
+    /// has data (capped by the scrape deadline). 0: answer from the cache at
+    /// once, at the cost of data up to one scrape interval older; an
+    /// account with no data yet is always waited for up to the deadline.
+    pub scrape_wait: Duration,
 }
 
 /// The `task_details:` block: what `/api/v1/tasks` and `/tasks` can show.
@@ -156,6 +161,7 @@ impl Default for Settings {
             max_tasks: 500_000,
             max_pages: 1_000,
             details: DetailSettings::default(),
+            scrape_wait: Duration::ZERO,
         }
     }
 }
@@ -718,6 +724,7 @@ impl Validator<'_> {
             max_tasks: t.max_tasks.or(d.max_tasks).unwrap_or(base.max_tasks),
             max_pages: base.max_pages,
             details: DetailSettings::default(),
+            scrape_wait: self.scrape_wait(t, d),
         };
         if s.retries > 5 {
             self.error("retries", format!("{} is more than 5", s.retries));
@@ -732,6 +739,21 @@ impl Validator<'_> {
             self.error("overlap", "must not exceed lookback".into());
         }
         s
+    }
+
+    /// `scrape_wait`: like the other durations, but `0s` (the default) is
+    /// allowed; it means "never wait for an account that has data". Values
+    /// above the scrape deadline wait the whole deadline.
+    fn scrape_wait(&mut self, t: &RawTuning, d: &RawTuning) -> Duration {
+        let (key, raw) = match (&t.scrape_wait, &d.scrape_wait) {
+            (Some(s), _) => ("scrape_wait".to_string(), s),
+            (None, Some(s)) => ("defaults.scrape_wait".to_string(), s),
+            (None, None) => return Duration::ZERO,
+        };
+        match humantime::parse_duration(raw.trim()) {
+            Ok(d) if d.is_zero() => Duration::ZERO,
+            _ => self.duration(&key, Some(raw), Duration::ZERO),
+        }
     }
 
     fn rates(
@@ -868,6 +890,23 @@ accounts:
         assert!(
             !format!("{c:?}").contains("s3cr3t"),
             "Debug must not leak secrets"
+        );
+    }
+
+    #[test]
+    fn scrape_wait_defaults_to_zero_and_is_read_per_account_or_from_defaults() {
+        let c = check(GOOD).unwrap();
+        assert_eq!(c.accounts[0].settings.scrape_wait, Duration::ZERO);
+        let yaml = "defaults:\n  scrape_wait: 2s\naccounts:\n  - name: a\n    vendor: testing\n    credentials: { id: x, secret: y }\n  - name: b\n    vendor: testing\n    credentials: { id: x, secret: y }\n    scrape_wait: 0s\n";
+        let c = check(yaml).unwrap();
+        assert_eq!(c.accounts[0].settings.scrape_wait, Duration::from_secs(2));
+        assert_eq!(c.accounts[1].settings.scrape_wait, Duration::ZERO);
+        let bad = "accounts:\n  - name: a\n    vendor: testing\n    credentials: { id: x, secret: y }\n    scrape_wait: -1s\n";
+        let errs = errors(bad);
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(
+            errs[0].starts_with(r#"cfg.yml: account "a": key "scrape_wait": bad duration"#),
+            "{errs:?}"
         );
     }
 

@@ -23,6 +23,7 @@ pub struct RawTuning {
     pub retries: Option<u32>,
     pub quota_interval: Option<String>,
     pub max_tasks: Option<usize>,
+    pub scrape_wait: Option<String>,
 }
 
 /// The `task_details:` block (what the details store keeps).
@@ -287,6 +288,7 @@ mod tests {
                 "retries",
                 "quota_interval",
                 "max_tasks",
+                "scrape_wait",
             ]
         );
     }

@@ -1,7 +1,8 @@
 //! Writers for the text exposition format, without `format!`: at 200,000
 //! lines per scrape the formatting machinery is the render cost.
 
-use crate::collector::stats::Histogram;
+use crate::collector::stats::{Histogram, API_LATENCY_BUCKETS, TASK_DURATION_BUCKETS};
+use std::sync::LazyLock;
 
 /// Escapes a label value per the text format.
 pub fn escape_label(v: &str) -> String {
@@ -82,19 +83,46 @@ pub(super) fn line_f(out: &mut String, name: &str, labels: &str, extra: &str, va
     out.push('\n');
 }
 
+/// `le="…"} ` of each bound of the project's two bucket sets, formatted
+/// once: formatting the bound anew is most of a bucket line's cost.
+static LE_TEXT: LazyLock<[BucketTexts; 2]> = LazyLock::new(|| {
+    [API_LATENCY_BUCKETS, TASK_DURATION_BUCKETS].map(|bounds| (bounds, le_texts(bounds)))
+});
+
+/// A bucket set and its `le` texts.
+type BucketTexts = (&'static [f64], Box<[String]>);
+
+fn le_texts(bounds: &[f64]) -> Box<[String]> {
+    bounds
+        .iter()
+        .map(|b| {
+            let mut s = String::from(",le=\"");
+            float(&mut s, *b);
+            s.push_str("\"} ");
+            s
+        })
+        .collect()
+}
+
 /// The `_bucket`, `_sum` and `_count` lines of one histogram.
 pub(super) fn histogram(out: &mut String, name: &str, labels: &str, h: &Histogram) {
-    let (buckets, count, sum) = h.snapshot();
-    for (le, c) in buckets {
+    let bounds = h.bounds();
+    let own;
+    let le = match LE_TEXT.iter().find(|(b, _)| *b == bounds) {
+        Some((_, le)) => le,
+        None => {
+            own = le_texts(bounds);
+            &own
+        }
+    };
+    let (count, sum) = h.each_bucket(|i, c| {
         out.push_str(name);
         out.push_str("_bucket{");
         out.push_str(labels);
-        out.push_str(",le=\"");
-        float(out, le);
-        out.push_str("\"} ");
+        out.push_str(&le[i]);
         out.push_str(itoa::Buffer::new().format(c));
         out.push('\n');
-    }
+    });
     series(out, name, "_bucket", labels, ",le=\"+Inf\"");
     out.push_str(itoa::Buffer::new().format(count));
     out.push('\n');

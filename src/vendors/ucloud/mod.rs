@@ -278,7 +278,10 @@ impl Vendor for UcloudVendor {
     }
 
     fn parse(&self, query: &Query, page: u32, resp: &HttpResponse) -> Result<Parsed, ApiError> {
-        let r = api::parse_response(resp.status, &resp.body)?;
+        // The throttling answer (RetCode 153) may carry Retry-After; the
+        // driver then pauses the API that long instead of its backoff.
+        let r = api::parse_response(resp.status, &resp.body)
+            .map_err(|e| e.with_retry_after(resp.retry_after()))?;
         let prefetch = query.api() == PREFETCH;
         let list = r.task_list.unwrap_or_default();
         let mut tasks = Vec::with_capacity(list.len());
@@ -450,6 +453,26 @@ mod tests {
             headers: vec![],
             body: body.as_bytes().to_vec(),
         }
+    }
+
+    /// Found by the fault matrix once scrapes stopped waiting (issue 19):
+    /// a throttling answer's Retry-After was dropped, so the API was asked
+    /// again after the backoff (1-2 s) instead of after Retry-After.
+    #[test]
+    fn throttling_answer_keeps_its_retry_after() {
+        let v = vendor(Options::default(), None);
+        let q = Query::List {
+            stream: Stream {
+                api: PREFETCH,
+                task_type: None,
+            },
+            window: Window { from: 0, to: 10 },
+        };
+        let mut r = resp(r#"{"RetCode":153,"Message":"Request Frequency Limit"}"#);
+        r.headers.push(("retry-after".into(), "3".into()));
+        let e = v.parse(&q, 1, &r).unwrap_err();
+        assert_eq!(e.outcome, crate::vendors::Outcome::Throttled);
+        assert_eq!(e.retry_after, Some(std::time::Duration::from_secs(3)));
     }
 
     /// Fuzzing: `then_some(page + 1)` evaluated `page + 1` eagerly, which
