@@ -9,11 +9,8 @@ use cdn_task_exporter::clock::SystemClock;
 use cdn_task_exporter::sim::calls::CallCounter;
 use cdn_task_exporter::sim::testing::TestingSim;
 use cdn_task_exporter::sim::{serve, World};
+use common::pki::{Ca, ExtendedKeyUsagePurpose};
 use common::{eventually, parse_metrics, tempdir::TempDir, value, Exporter};
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
-};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -272,36 +269,13 @@ async fn a_bad_config_is_rejected_and_the_running_one_stays() {
 
 // --- TLS and basic auth ---
 
-struct Ca {
-    issuer: Issuer<'static, KeyPair>,
-    pem: String,
-}
-
-fn ca(name: &str) -> Ca {
-    let key = KeyPair::generate().unwrap();
-    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    p.distinguished_name.push(DnType::CommonName, name);
-    p.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let cert = p.self_signed(&key).unwrap();
-    Ca {
-        pem: cert.pem(),
-        issuer: Issuer::new(p, key),
-    }
-}
-
 /// A server certificate for 127.0.0.1: (certificate PEM, its DER, key PEM).
 fn server_cert(ca: &Ca) -> (String, Vec<u8>, String) {
-    let key = KeyPair::generate().unwrap();
-    let mut p = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
-    p.distinguished_name.push(DnType::CommonName, "localhost");
-    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let cert = p.signed_by(&key, &ca.issuer).unwrap();
-    (cert.pem(), cert.der().to_vec(), key.serialize_pem())
+    let l = ca.leaf(
+        &["localhost", "127.0.0.1"],
+        ExtendedKeyUsagePurpose::ServerAuth,
+    );
+    (l.pem, l.der, l.key_pem)
 }
 
 /// A client trusting `cas`, on a new connection for every request (so each
@@ -349,7 +323,7 @@ fn web_config(dir: &std::path::Path, user: &str, password: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotated_certificate_and_new_users_are_served_after_a_reload() {
-    let (ca1, ca2) = (ca("first CA"), ca("second CA"));
+    let (ca1, ca2) = (Ca::new("first CA"), Ca::new("second CA"));
     let (cert1, der1, key1) = server_cert(&ca1);
     let (cert2, der2, key2) = server_cert(&ca2);
     let dir = TempDir::new("reload-tls");

@@ -4,11 +4,8 @@
 
 mod common;
 
+use common::pki::{Ca, ExtendedKeyUsagePurpose, Leaf};
 use common::{tempdir::TempDir, Exporter};
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
-};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -36,60 +33,30 @@ struct Pki {
     stranger_pem: String,
 }
 
-struct Ca {
-    issuer: Issuer<'static, KeyPair>,
-    pem: String,
-}
-
-fn ca(name: &str) -> Ca {
-    let key = KeyPair::generate().unwrap();
-    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    p.distinguished_name.push(DnType::CommonName, name);
-    p.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let cert = p.self_signed(&key).unwrap();
-    Ca {
-        pem: cert.pem(),
-        issuer: Issuer::new(p, key),
-    }
-}
-
-/// Returns (certificate PEM, key PEM).
-fn leaf(ca: &Ca, names: &[&str], usage: ExtendedKeyUsagePurpose) -> (String, String) {
-    let key = KeyPair::generate().unwrap();
-    let mut p =
-        CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
-    p.distinguished_name.push(DnType::CommonName, names[0]);
-    p.extended_key_usages = vec![usage];
-    let cert = p.signed_by(&key, &ca.issuer).unwrap();
-    (cert.pem(), key.serialize_pem())
-}
-
 impl Pki {
     fn new() -> Pki {
         let dir = TempDir::new("pki");
-        let server_ca = ca("test server CA");
-        let client_ca = ca("test client CA");
-        let other_ca = ca("untrusted CA");
-        let (server, server_key) = leaf(
-            &server_ca,
+        let server_ca = Ca::new("test server CA");
+        let client_ca = Ca::new("test client CA");
+        let other_ca = Ca::new("untrusted CA");
+        let Leaf {
+            pem: server,
+            key_pem: server_key,
+            ..
+        } = server_ca.leaf(
             &["localhost", "127.0.0.1"],
             ExtendedKeyUsagePurpose::ServerAuth,
         );
-        let (client, client_key) = leaf(
-            &client_ca,
-            &["prometheus"],
-            ExtendedKeyUsagePurpose::ClientAuth,
-        );
-        let (stranger, stranger_key) = leaf(
-            &other_ca,
-            &["stranger"],
-            ExtendedKeyUsagePurpose::ClientAuth,
-        );
+        let Leaf {
+            pem: client,
+            key_pem: client_key,
+            ..
+        } = client_ca.leaf(&["prometheus"], ExtendedKeyUsagePurpose::ClientAuth);
+        let Leaf {
+            pem: stranger,
+            key_pem: stranger_key,
+            ..
+        } = other_ca.leaf(&["stranger"], ExtendedKeyUsagePurpose::ClientAuth);
         let w = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
         w("server.crt", &server);
         w("server.key", &server_key);

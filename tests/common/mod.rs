@@ -2,6 +2,7 @@
 //! scrape it over HTTP, parse the exposition, run promtool.
 #![allow(dead_code)]
 
+pub mod pki;
 pub mod prom;
 
 use std::collections::HashMap;
