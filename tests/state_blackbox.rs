@@ -111,18 +111,15 @@ fn assert_no_secret(dir: &Path) {
 }
 
 fn aliyun_config(endpoint: &str, extra: &str) -> String {
+    let cn = common::Account {
+        vendor: "aliyun",
+        name: "cn",
+    };
+    let settings =
+        "    lookback: 24h\n    task_types: [refresh_file]\n    min_refresh_interval: 1s";
     format!(
-        r#"
-{extra}
-accounts:
-  - name: cn
-    vendor: aliyun
-    endpoint: {endpoint}
-    credentials: {{ id: {AK}, secret: "${{ALIYUN_SECRET}}" }}
-    lookback: 24h
-    task_types: [refresh_file]
-    min_refresh_interval: 1s
-"#
+        "{extra}\n{}",
+        cn.yaml(endpoint, AK, "${ALIYUN_SECRET}", settings)
     )
 }
 
