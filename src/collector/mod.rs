@@ -17,6 +17,7 @@ pub mod coverage;
 pub mod details;
 mod persist;
 pub mod stats;
+mod recheck;
 mod sync;
 
 pub use sync::ProbeResult;

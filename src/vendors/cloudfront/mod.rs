@@ -90,7 +90,8 @@ pub const SPEC: super::VendorSpec = super::VendorSpec {
             &s.id,
             &s.secret,
             DEMO_DISTRIBUTIONS,
-        );
+        )
+        .with_clock(s.clock.clone());
         crate::sim::Simulated {
             control: sim.control.clone(),
             router: sim.router(),
@@ -457,6 +458,16 @@ impl Vendor for CloudfrontVendor {
         } else {
             Vec::new()
         }
+    }
+
+    /// Re-listing is priced as the head listing paged further back (100
+    /// invalidations a page): the list has no time filter.
+    fn list_page_size(&self, _stream: &Stream) -> Option<u32> {
+        Some(self.opts.max_items())
+    }
+
+    fn lists_any_window(&self) -> bool {
+        false
     }
 
     /// First the paths of invalidations listed but not yet fetched (newest
