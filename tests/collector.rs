@@ -244,35 +244,12 @@ async fn budget_holds_under_random_scrapes_paging_throttling_and_retries() {
 /// the machine's load.
 #[tokio::test(start_paused = true)]
 async fn hanging_vendor_scrape_meets_deadline_with_previous_data() {
-    let clock: SharedClock = Arc::new(TokioClock::starting_at(T0));
-    let world = World::new(clock.clone());
-    world.with_traffic(
-        Traffic {
-            seed: 5,
-            tasks_per_hour: 120.0,
-            ..Traffic::default()
-        },
-        Duration::from_secs(3600),
+    let (sim, c) = paused_account_with(
+        "    min_refresh_interval: 1s\n    request_timeout: 3s\n    retries: 1\n",
     );
-    world.freeze();
-    let sim = TestingSim::new(world, "tok");
-    let yaml = format!(
-        "accounts:\n{}",
-        account_yaml(
-            "slow",
-            "http://sim",
-            "    min_refresh_interval: 1s\n    request_timeout: 3s\n    retries: 1\n"
-        )
-    );
-    let c = Arc::new(collector(
-        &yaml,
-        Arc::new(RouterTransport::new(sim.clone().router())),
-        clock,
-    ));
     c.collect(Instant::now() + Duration::from_secs(5)).await;
-    let tasks_before = series(&c, "slow", "cdn_cache_tasks", &[]).unwrap();
-    let success_before =
-        series(&c, "slow", "cdn_vendor_last_success_timestamp_seconds", &[]).unwrap();
+    let tasks_before = series(&c, "a", "cdn_cache_tasks", &[]).unwrap();
+    let success_before = series(&c, "a", "cdn_vendor_last_success_timestamp_seconds", &[]).unwrap();
     assert!(tasks_before > 50.0);
 
     sim.control.set_fault(Fault::Hang);
@@ -286,11 +263,11 @@ async fn hanging_vendor_scrape_meets_deadline_with_previous_data() {
         "the scrape waited for the hanging refresh exactly until its deadline"
     );
     assert_eq!(
-        series(&c, "slow", "cdn_cache_tasks", &[]),
+        series(&c, "a", "cdn_cache_tasks", &[]),
         Some(tasks_before),
         "previous data served"
     );
-    let age = series(&c, "slow", "cdn_vendor_data_age_seconds", &[]).unwrap();
+    let age = series(&c, "a", "cdn_vendor_data_age_seconds", &[]).unwrap();
     assert!(age >= 2.0, "data age grows while the vendor hangs: {age}");
 
     // The vendor recovers: the hung attempt times out (3 s after it was
@@ -300,7 +277,7 @@ async fn hanging_vendor_scrape_meets_deadline_with_previous_data() {
     let mut done = false;
     for _ in 0..100 {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let s = series(&c, "slow", "cdn_vendor_last_success_timestamp_seconds", &[]).unwrap();
+        let s = series(&c, "a", "cdn_vendor_last_success_timestamp_seconds", &[]).unwrap();
         if s > success_before {
             done = true;
             break;
@@ -310,7 +287,7 @@ async fn hanging_vendor_scrape_meets_deadline_with_previous_data() {
     assert_eq!(
         series(
             &c,
-            "slow",
+            "a",
             "cdn_vendor_api_requests_total",
             &[("api", "ListTasks"), ("outcome", "timeout")]
         ),
@@ -597,8 +574,8 @@ async fn cached_rendering_always_equals_a_fresh_render() {
 }
 
 /// A frozen simulated account on paused time, through the router transport
-/// (no sockets), with `extra` tuning keys; the scrape-wait tests below.
-fn paused_account(extra: &str) -> (TestingSim, Collector) {
+/// (no sockets), with `settings` as its tuning keys.
+fn paused_account_with(settings: &str) -> (TestingSim, Collector) {
     let clock: SharedClock = Arc::new(TokioClock::starting_at(T0));
     let world = World::new(clock.clone());
     world.with_traffic(
@@ -611,22 +588,20 @@ fn paused_account(extra: &str) -> (TestingSim, Collector) {
     );
     world.freeze();
     let sim = TestingSim::new(world, "tok");
-    let yaml = format!(
-        "accounts:\n{}",
-        account_yaml(
-            "a",
-            "http://sim",
-            &format!(
-                "    min_refresh_interval: 10s\n    request_timeout: 20s\n    retries: 1\n{extra}"
-            ),
-        )
-    );
+    let yaml = format!("accounts:\n{}", account_yaml("a", "http://sim", settings,));
     let c = collector(
         &yaml,
         Arc::new(RouterTransport::new(sim.clone().router())),
         clock,
     );
     (sim, c)
+}
+
+/// [`paused_account_with`] at the scrape-wait tests' tuning plus `extra`.
+fn paused_account(extra: &str) -> (TestingSim, Collector) {
+    paused_account_with(&format!(
+        "    min_refresh_interval: 10s\n    request_timeout: 20s\n    retries: 1\n{extra}"
+    ))
 }
 
 fn account_series(c: &Collector, family: &str) -> f64 {
