@@ -593,18 +593,25 @@ fn render_account(
                 Source::Cached(write) => {
                     let mut out = String::with_capacity(cap());
                     write(&mut out, f.name, &row);
-                    (Bytes::from(out), now)
+                    (kept(out), now)
                 }
                 Source::Timed(write) => {
                     let mut out = String::with_capacity(cap());
                     let until = write(&mut out, f.name, &row, now);
-                    (Bytes::from(out), until)
+                    (kept(out), until)
                 }
                 Source::Live(_) | Source::Global(_) => (Bytes::new(), now),
             }
         })
         .unzip();
     (text.into(), until.into())
+}
+
+/// `text` as a piece to keep: without the capacity left over from sizing
+/// it (an eighth of 26 MB at 1,000 accounts).
+fn kept(mut text: String) -> Bytes {
+    text.shrink_to_fit();
+    Bytes::from(text)
 }
 
 /// The task types of `a` (used by the landing page).
