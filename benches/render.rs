@@ -621,10 +621,12 @@ mod via_crate {
     }
 
     /// Families the crate side does not build (added after it was written:
-    /// the HTTP server's process-wide counters, the details store's
-    /// evictions; a few series per account), left out of the comparison.
-    const NOT_MODELLED: [&str; 3] = [
+    /// the HTTP server's process-wide counters, the reload gauges, the
+    /// details store's evictions; a few series per account), left out of
+    /// the comparison.
+    const NOT_MODELLED: [&str; 4] = [
         "cdn_exporter_build_info",
+        "cdn_exporter_config_last_reload_",
         "cdn_exporter_http_",
         "cdn_task_details_evicted_total",
     ];
@@ -739,7 +741,10 @@ fn gzip_bench(rt: &tokio::runtime::Runtime, accounts: usize) {
     // scrape, their rendering included (`prerender`: the refresh task's
     // work, excluded from the scrape's CPU); `render_in_scrape` makes the
     // scrape render them instead.
-    let measure = |what: &str, refresh: &dyn Fn(usize, bool), render_in_scrape: bool, gzip: bool| {
+    let measure = |what: &str,
+                   refresh: &dyn Fn(usize, bool),
+                   render_in_scrape: bool,
+                   gzip: bool| {
         let mut scrape_cpu = 0.0;
         let mut bytes = 0;
         let mut pieces = 0;
@@ -775,13 +780,28 @@ fn gzip_bench(rt: &tokio::runtime::Runtime, accounts: usize) {
             renderer.prerender(a);
         }
     };
-    let quarter = |i: usize, pre: bool| list.iter().skip(i % 4).step_by(4).for_each(|a| touch(a, pre));
+    let quarter = |i: usize, pre: bool| {
+        list.iter()
+            .skip(i % 4)
+            .step_by(4)
+            .for_each(|a| touch(a, pre))
+    };
     let all = |_: usize, pre: bool| list.iter().for_each(|a| touch(a, pre));
     for gzip in [false, true] {
         renderer.render_gzip(&c, clock.unix());
         measure("steady state", &none, false, gzip);
-        measure("typical (a quarter refreshed, rendered at refresh time)", &quarter, false, gzip);
-        measure("worst case (every account refreshed, rendered at refresh time)", &all, false, gzip);
+        measure(
+            "typical (a quarter refreshed, rendered at refresh time)",
+            &quarter,
+            false,
+            gzip,
+        );
+        measure(
+            "worst case (every account refreshed, rendered at refresh time)",
+            &all,
+            false,
+            gzip,
+        );
         measure("typical, rendered by the scrape", &quarter, true, gzip);
         measure("worst case, rendered by the scrape", &all, true, gzip);
     }
@@ -817,13 +837,23 @@ fn http_bench(rt: &tokio::runtime::Runtime, accounts: usize) {
     use cdn_task_exporter::server;
     use std::io::{BufRead, BufReader, Read, Write};
     let c = Arc::new(rt.block_on(bench_collector(accounts)));
-    let state = app::AppState::new(Arc::clone(&c), Duration::from_secs(10), Duration::from_millis(500));
+    let state = app::AppState::new(
+        Arc::clone(&c),
+        Duration::from_secs(10),
+        Duration::from_millis(500),
+    );
     let renderer = Arc::clone(&state.renderer);
     let addr = rt.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let router = app::router(state);
-        tokio::spawn(server::serve(listener, None, router, server::Limits::default(), std::future::pending()));
+        tokio::spawn(server::serve(
+            listener,
+            None,
+            router,
+            server::Limits::default(),
+            std::future::pending(),
+        ));
         addr
     });
     let thread_cpu = || {
@@ -835,7 +865,11 @@ fn http_bench(rt: &tokio::runtime::Runtime, accounts: usize) {
     let mut reader = BufReader::with_capacity(1 << 20, tcp.try_clone().unwrap());
     let mut writer = tcp;
     let mut get = |gzip: bool| -> usize {
-        let enc = if gzip { "Accept-Encoding: gzip\r\n" } else { "" };
+        let enc = if gzip {
+            "Accept-Encoding: gzip\r\n"
+        } else {
+            ""
+        };
         write!(writer, "GET /metrics HTTP/1.1\r\nHost: bench\r\n{enc}\r\n").unwrap();
         let mut len = None;
         loop {
@@ -850,8 +884,7 @@ fn http_bench(rt: &tokio::runtime::Runtime, accounts: usize) {
             }
         }
         let len = len.expect("a Content-Length");
-        std::io::copy(&mut (&mut reader).take(len), &mut std::io::sink()).unwrap()
-            as usize
+        std::io::copy(&mut (&mut reader).take(len), &mut std::io::sink()).unwrap() as usize
     };
     let renders = 40;
     for gzip in [false, true] {

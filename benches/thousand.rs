@@ -59,7 +59,10 @@ fn access_key(parts: &axum::http::request::Parts, body: &[u8]) -> Option<String>
 }
 
 /// Hands the request to the simulator of the account that signed it.
-async fn dispatch(State(sims): State<Arc<HashMap<String, axum::Router>>>, req: Request) -> Response {
+async fn dispatch(
+    State(sims): State<Arc<HashMap<String, axum::Router>>>,
+    req: Request,
+) -> Response {
     let (parts, body) = req.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, 1 << 20).await else {
         return axum::http::StatusCode::PAYLOAD_TOO_LARGE.into_response();
@@ -155,7 +158,11 @@ fn exporter_pid(child: u32) -> u32 {
     while i < family.len() {
         let parent = family[i];
         for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            if let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) {
+            if let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            {
                 if parent_of(pid) == Some(parent) && !family.contains(&pid) {
                     family.push(pid);
                 }
@@ -285,7 +292,10 @@ fn main() {
     // `BENCH_WRAP`: a command the exporter runs under (e.g. `heaptrack -o
     // FILE`), for a memory profile; the figures are then the tool's too.
     let wrap = std::env::var("BENCH_WRAP").unwrap_or_default();
-    let mut words = wrap.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
+    let mut words = wrap
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
     words.push(exporter.to_string_lossy().into_owned());
     let mut child = std::process::Command::new(&words[0])
         .args(&words[1..])
@@ -320,7 +330,11 @@ fn main() {
     println!(
         "exporter pid {pid}, {} accounts ({}), RSS at start {} MiB",
         cfg.accounts.len(),
-        vendors.iter().map(|v| v.as_str()).collect::<Vec<_>>().join(", "),
+        vendors
+            .iter()
+            .map(|v| v.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
         rss_idle / 1024
     );
 
@@ -467,7 +481,10 @@ fn main() {
             if share > worst_use.0 {
                 worst_use = (
                     share,
-                    format!("{} {}: {peak} of {} per {:?}", account.name, api.name, rate.requests, rate.per),
+                    format!(
+                        "{} {}: {peak} of {} per {:?}",
+                        account.name, api.name, rate.requests, rate.per
+                    ),
                 );
             }
             ok &= peak <= rate.requests as usize;
@@ -568,7 +585,10 @@ fn main() {
         landing.last().copied().unwrap_or(f64::NAN),
         landing.len()
     );
-    for (what, w) in [("after all were up", worst_warm), ("steady (one refresh interval later on)", worst)] {
+    for (what, w) in [
+        ("after all were up", worst_warm),
+        ("steady (one refresh interval later on)", worst),
+    ] {
         if let Some((age, account, at)) = w {
             println!(
                 "| worst data age {what} | {age:.0} s ({account} at t={at:.0} s), bound min_refresh_interval + scrape interval + 1 s = {bound:.0} s: {} |",
