@@ -69,12 +69,11 @@ async fn fifty_concurrent_scrapes_share_one_refresh_per_account() {
         Arc::new(ReqwestTransport::new(1 << 20).unwrap()),
         Arc::new(SystemClock),
     ));
-    let state = AppState {
-        collector: c.clone(),
-        scrape_timeout: Duration::from_secs(10),
-        scrape_timeout_margin: Duration::from_millis(500),
-        renderer: Default::default(),
-    };
+    let state = AppState::new(
+        c.clone(),
+        Duration::from_secs(10),
+        Duration::from_millis(500),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(app::run(
@@ -538,6 +537,11 @@ async fn cached_rendering_always_equals_a_fresh_render() {
         Arc::new(RouterTransport::new(sim.clone().router())),
         clock.clone(),
     );
+    // One renderer as the server wires it (each account rendered when its
+    // refresh completes), one rendering only when scraped.
+    let hooked = Arc::new(metrics::Renderer::new());
+    let hook = Arc::clone(&hooked);
+    assert!(c.on_publish(move |a| hook.prerender(a)));
     let renderer = metrics::Renderer::new();
     let mut changed = 0;
     let mut previous = String::new();
@@ -557,12 +561,15 @@ async fn cached_rendering_always_equals_a_fresh_render() {
                 .collect::<Vec<_>>()
                 .join("\n")
         };
+        let prerendered = strip(hooked.render(&c, clock.unix()));
         let cached = strip(renderer.render(&c, clock.unix()));
         let fresh = strip(metrics::render(&c, clock.unix()));
-        if let Some((a, b)) = cached.lines().zip(fresh.lines()).find(|(a, b)| a != b) {
-            panic!("step {step}: cached line {a:?} != fresh line {b:?}");
+        for (what, text) in [("prerendered", &prerendered), ("cached", &cached)] {
+            if let Some((a, b)) = text.lines().zip(fresh.lines()).find(|(a, b)| a != b) {
+                panic!("step {step}: {what} line {a:?} != fresh line {b:?}");
+            }
+            assert_eq!(text.len(), fresh.len(), "step {step}: {what}");
         }
-        assert_eq!(cached.len(), fresh.len(), "step {step}");
         changed += usize::from(cached != previous);
         previous = cached;
         tokio::time::advance(Duration::from_secs(13)).await;
@@ -570,6 +577,51 @@ async fn cached_rendering_always_equals_a_fresh_render() {
     assert!(
         changed > 10,
         "the output did change over time ({changed} times)"
+    );
+}
+
+/// Time-dependent families cached with the account's text (the counts of
+/// old unfinished tasks, the oldest unfinished age) follow the clock while
+/// the account does not change: a pending task crossing the 900 s threshold
+/// is counted by the next scrape, not by the next refresh.
+#[tokio::test(start_paused = true)]
+async fn cached_unfinished_counts_follow_the_clock_between_refreshes() {
+    let clock: SharedClock = Arc::new(TokioClock::starting_at(T0));
+    let world = World::new(clock.clone());
+    world.add(task("stuck", T0 - 899, 100_000, None, false));
+    world.freeze();
+    let sim = TestingSim::new(world, "tok");
+    let yaml = format!(
+        "accounts:\n{}",
+        account_yaml("a", "http://sim", "    min_refresh_interval: 1h\n")
+    );
+    let c = collector(
+        &yaml,
+        Arc::new(RouterTransport::new(sim.router())),
+        clock.clone(),
+    );
+    let renderer = Arc::new(metrics::Renderer::new());
+    let hook = Arc::clone(&renderer);
+    c.on_publish(move |a| hook.prerender(a));
+    c.collect(Instant::now() + Duration::from_secs(9)).await;
+    let labels = "vendor=\"testing\",account=\"a\",task_type=\"refresh_file\"";
+    let older = format!("cdn_tasks_unfinished_older_than{{{labels},older_than=\"900\"}} ");
+    let oldest = format!("cdn_task_oldest_unfinished_age_seconds{{{labels}}} ");
+    let read = |series: &str| {
+        let text = renderer.render(&c, clock.unix());
+        let value = text.lines().find_map(|l| l.strip_prefix(series));
+        value
+            .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+            .to_owned()
+    };
+    assert_eq!((read(&older), read(&oldest)), ("0".into(), "899".into()));
+    let generation = c.accounts()[0].stats.generation();
+    tokio::time::advance(Duration::from_secs(2)).await;
+    assert_eq!((read(&older), read(&oldest)), ("1".into(), "901".into()));
+    assert_eq!(
+        c.accounts()[0].stats.generation(),
+        generation,
+        "the account did not change: its cached text was reused"
     );
 }
 

@@ -447,12 +447,11 @@ pub async fn scrape(c: &cdn_task_exporter::collector::Collector) -> (String, Has
 pub async fn serve_app(
     c: std::sync::Arc<cdn_task_exporter::collector::Collector>,
 ) -> std::net::SocketAddr {
-    let state = cdn_task_exporter::app::AppState {
-        collector: c,
-        scrape_timeout: Duration::from_secs(10),
-        scrape_timeout_margin: Duration::from_millis(500),
-        renderer: Default::default(),
-    };
+    let state = cdn_task_exporter::app::AppState::new(
+        c,
+        Duration::from_secs(10),
+        Duration::from_millis(500),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(cdn_task_exporter::app::run(
