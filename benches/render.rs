@@ -109,7 +109,7 @@ async fn bench_collector(accounts: usize) -> Collector {
     let mut yaml = String::from("accounts:\n");
     for a in 0..accounts {
         yaml.push_str(&format!(
-            "  - name: account-{a:04}\n    vendor: testing\n    credentials: {{ id: a{a}, secret: tok }}\n    safety_fraction: 1\n    options: {{ page_size: 100 }}\n"
+            "  - name: account-{a:04}\n    vendor: testing\n    credentials: {{ id: a{a}, secret: tok }}\n    safety_fraction: 1\n    min_refresh_interval: 1h\n    options: {{ page_size: 100 }}\n"
         ));
     }
     let cfg = config::parse(&yaml, "bench.yml", &|_| None, &|_| Err(String::new())).unwrap();
@@ -137,28 +137,65 @@ fn render_bench() {
         let series = text.lines().filter(|l| !l.starts_with('#')).count();
         println!("render: {ACCOUNTS} accounts x 5 task types x 5 statuses: {series} series, {} KiB", text.len() / 1024);
 
-        println!("hand-written renderer (src/metrics):");
+        println!("hand-written renderer (src/metrics), what a scrape builds: the body's pieces");
         // Steady state: the server's renderer, accounts unchanged between
         // scrapes (most scrapes serve most accounts from cache).
         let renderer = metrics::Renderer::new();
-        renderer.render(&c, clock.unix());
-        report("steady state (unchanged accounts reuse their text)", time(RENDERS, |_| {
+        let body = renderer.exposition(&c, clock.unix());
+        println!("  body: {} bytes in {} pieces", body.len(), body.pieces());
+        report("steady state (unchanged accounts: their pieces shared)", time(RENDERS, |_| {
+            std::hint::black_box(renderer.exposition(&c, clock.unix()));
+        }));
+        report("steady state, copied into one String (the body before)", time(RENDERS, |_| {
             std::hint::black_box(renderer.render(&c, clock.unix()));
         }));
-        // Typical: a quarter of the accounts changed since the last scrape
-        // (60 s refresh interval, 15 s scrapes).
-        report("typical (a quarter of the accounts changed)", time(RENDERS, |i| {
-            for a in c.accounts().iter().skip(i % 4).step_by(4) {
+        // Typical and worst: a quarter / every account refreshed since the
+        // last scrape. As the server runs, each refresh renders its
+        // account's text when it completes (`Renderer::prerender`, on the
+        // refresh task); timed apart: the scrape then only concatenates.
+        let all: Vec<_> = c.accounts().iter().cloned().collect();
+        let mut at_refresh = Vec::new();
+        let mut changed = 0usize;
+        let refreshed = |accounts: &mut dyn Iterator<Item = &Arc<cdn_task_exporter::collector::Account>>, at_refresh: &mut Vec<Duration>, changed: &mut usize| {
+            let t = Instant::now();
+            for a in accounts {
                 a.stats.touch();
+                renderer.prerender(a);
+                *changed += 1;
             }
-            std::hint::black_box(renderer.render(&c, clock.unix()));
-        }));
-        // Worst case: every account changed since the last scrape.
-        report("worst case (every account changed)", time(RENDERS, |_| {
+            at_refresh.push(t.elapsed());
+        };
+        let mut scrapes = Vec::new();
+        for i in 0..RENDERS {
+            refreshed(&mut all.iter().skip(i % 4).step_by(4), &mut at_refresh, &mut changed);
+            let t = Instant::now();
+            std::hint::black_box(renderer.exposition(&c, clock.unix()));
+            scrapes.push(t.elapsed());
+        }
+        report("typical (a quarter refreshed, rendered at refresh time)", scrapes);
+        let per_account = at_refresh.iter().sum::<Duration>().as_secs_f64() / changed as f64;
+        let (mut scrapes, mut changed) = (Vec::new(), 0usize);
+        at_refresh.clear();
+        for _ in 0..RENDERS {
+            refreshed(&mut all.iter(), &mut at_refresh, &mut changed);
+            let t = Instant::now();
+            std::hint::black_box(renderer.exposition(&c, clock.unix()));
+            scrapes.push(t.elapsed());
+        }
+        report("worst case (every account refreshed, rendered at refresh time)", scrapes);
+        report("  the render moved to refresh time, all 1,000 accounts", at_refresh.clone());
+        println!(
+            "  the render moved to refresh time: {:.1} µs per account refresh (typical run {:.1} µs)",
+            at_refresh.iter().sum::<Duration>().as_secs_f64() / changed as f64 * 1e6,
+            per_account * 1e6
+        );
+        // Without the hook (an account changed by a request counted after
+        // its last render, e.g. mid-refresh): the scrape renders it.
+        report("worst case rendered by the scrape (every account changed, no prerender)", time(RENDERS, |_| {
             for a in c.accounts().iter() {
                 a.stats.touch();
             }
-            std::hint::black_box(renderer.render(&c, clock.unix()));
+            std::hint::black_box(renderer.exposition(&c, clock.unix()));
         }));
         report("cold (a new renderer: nothing to reuse, nothing to size from)", time(RENDERS / 4, |_| {
             std::hint::black_box(metrics::render(&c, clock.unix()));
@@ -584,10 +621,12 @@ mod via_crate {
     }
 
     /// Families the crate side does not build (added after it was written:
-    /// the HTTP server's process-wide counters, the details store's
-    /// evictions; a few series per account), left out of the comparison.
-    const NOT_MODELLED: [&str; 3] = [
+    /// the HTTP server's process-wide counters, the reload gauges, the
+    /// details store's evictions; a few series per account), left out of
+    /// the comparison.
+    const NOT_MODELLED: [&str; 4] = [
         "cdn_exporter_build_info",
+        "cdn_exporter_config_last_reload_",
         "cdn_exporter_http_",
         "cdn_task_details_evicted_total",
     ];
@@ -698,44 +737,84 @@ fn gzip_bench(rt: &tokio::runtime::Runtime, accounts: usize) {
         plain.len() as f64 / gz.len() as f64
     );
     let cpu = || metrics::cpu_seconds().unwrap_or(0.0);
-    let measure = |what: &str, touch: &dyn Fn(usize), gzip: bool| {
-        let t = cpu();
+    // `refresh(i)` stands for the refreshes completed since the last
+    // scrape, their rendering included (`prerender`: the refresh task's
+    // work, excluded from the scrape's CPU); `render_in_scrape` makes the
+    // scrape render them instead.
+    let measure = |what: &str,
+                   refresh: &dyn Fn(usize, bool),
+                   render_in_scrape: bool,
+                   gzip: bool| {
+        let mut scrape_cpu = 0.0;
         let mut bytes = 0;
-        let times = time(renders, |i| {
-            touch(i);
-            bytes = if gzip {
-                std::hint::black_box(renderer.render_gzip(&c, clock.unix())).len()
+        let mut pieces = 0;
+        let mut times = Vec::new();
+        for i in 0..renders {
+            refresh(i, !render_in_scrape);
+            let (t, c0) = (Instant::now(), cpu());
+            let body = if gzip {
+                renderer.exposition_gzip(&c, clock.unix())
             } else {
-                std::hint::black_box(renderer.render(&c, clock.unix())).len()
+                renderer.exposition(&c, clock.unix())
             };
-        });
-        let per = (cpu() - t) / renders as f64 * 1e3;
+            (bytes, pieces) = (body.len(), body.pieces());
+            std::hint::black_box(body);
+            scrape_cpu += cpu() - c0;
+            times.push(t.elapsed());
+        }
+        let per = scrape_cpu / renders as f64 * 1e3;
         let mut sorted = times;
         sorted.sort();
         println!(
-            "  {what}, {}: {bytes} bytes, p50 {:.2} ms, p99 {:.2} ms, CPU {per:.2} ms per scrape",
+            "  {what}, {}: {bytes} bytes in {pieces} pieces, p50 {:.2} ms, p99 {:.2} ms, CPU {per:.2} ms per scrape",
             if gzip { "gzip" } else { "plain" },
             percentile(&sorted, 0.5).as_secs_f64() * 1e3,
             percentile(&sorted, 0.99).as_secs_f64() * 1e3,
         );
     };
-    let none = |_: usize| {};
-    let quarter = |i: usize| {
-        for a in c.accounts().iter().skip(i % 4).step_by(4) {
-            a.stats.touch();
+    let list: Vec<_> = c.accounts().iter().cloned().collect();
+    let none = |_: usize, _: bool| {};
+    let touch = |a: &Arc<cdn_task_exporter::collector::Account>, prerender: bool| {
+        a.stats.touch();
+        if prerender {
+            renderer.prerender(a);
         }
     };
-    let all = |_: usize| {
-        for a in c.accounts().iter() {
-            a.stats.touch();
-        }
+    let quarter = |i: usize, pre: bool| {
+        list.iter()
+            .skip(i % 4)
+            .step_by(4)
+            .for_each(|a| touch(a, pre))
     };
+    let all = |_: usize, pre: bool| list.iter().for_each(|a| touch(a, pre));
     for gzip in [false, true] {
         renderer.render_gzip(&c, clock.unix());
-        measure("steady state", &none, gzip);
-        measure("typical (a quarter changed)", &quarter, gzip);
-        measure("worst case (every account changed)", &all, gzip);
+        measure("steady state", &none, false, gzip);
+        measure(
+            "typical (a quarter refreshed, rendered at refresh time)",
+            &quarter,
+            false,
+            gzip,
+        );
+        measure(
+            "worst case (every account refreshed, rendered at refresh time)",
+            &all,
+            false,
+            gzip,
+        );
+        measure("typical, rendered by the scrape", &quarter, true, gzip);
+        measure("worst case, rendered by the scrape", &all, true, gzip);
     }
+    // The refresh-time cost per account, gzip members included (made there
+    // once gzip scrapes are seen).
+    let t = cpu();
+    for _ in 0..4 {
+        all(0, true);
+    }
+    println!(
+        "  rendered at refresh time (text and gzip members): CPU {:.1} µs per account refresh",
+        (cpu() - t) / (4 * list.len()) as f64 * 1e6
+    );
     for level in [1, 3, 6] {
         let t = Instant::now();
         let mut e = GzEncoder::new(Vec::new(), flate2::Compression::new(level));
@@ -746,6 +825,95 @@ fn gzip_bench(rt: &tokio::runtime::Runtime, accounts: usize) {
             out.len(),
             t.elapsed().as_secs_f64() * 1e3
         );
+    }
+}
+
+/// A whole scrape over HTTP on loopback, through the server and handler
+/// as `serve` wires them (accounts rendered at refresh time), at 1,000
+/// accounts: latency to the last body byte, and the server's CPU per
+/// scrape (process CPU less the client thread's, which reads the body and,
+/// in the worst case, stands for the refresh tasks' rendering).
+fn http_bench(rt: &tokio::runtime::Runtime, accounts: usize) {
+    use cdn_task_exporter::server;
+    use std::io::{BufRead, BufReader, Read, Write};
+    let c = Arc::new(rt.block_on(bench_collector(accounts)));
+    let state = app::AppState::new(
+        Arc::clone(&c),
+        Duration::from_secs(10),
+        Duration::from_millis(500),
+    );
+    let renderer = Arc::clone(&state.renderer);
+    let addr = rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let router = app::router(state);
+        tokio::spawn(server::serve(
+            listener,
+            None,
+            router,
+            server::Limits::default(),
+            std::future::pending(),
+        ));
+        addr
+    });
+    let thread_cpu = || {
+        let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+        t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9
+    };
+    let cpu = || metrics::cpu_seconds().unwrap_or(0.0);
+    let tcp = std::net::TcpStream::connect(addr).unwrap();
+    let mut reader = BufReader::with_capacity(1 << 20, tcp.try_clone().unwrap());
+    let mut writer = tcp;
+    let mut get = |gzip: bool| -> usize {
+        let enc = if gzip {
+            "Accept-Encoding: gzip\r\n"
+        } else {
+            ""
+        };
+        write!(writer, "GET /metrics HTTP/1.1\r\nHost: bench\r\n{enc}\r\n").unwrap();
+        let mut len = None;
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            if line == "\r\n" {
+                break;
+            }
+            let lower = line.to_ascii_lowercase();
+            if let Some(v) = lower.strip_prefix("content-length:") {
+                len = v.trim().parse::<u64>().ok();
+            }
+        }
+        let len = len.expect("a Content-Length");
+        std::io::copy(&mut (&mut reader).take(len), &mut std::io::sink()).unwrap() as usize
+    };
+    let renders = 40;
+    for gzip in [false, true] {
+        for worst in [false, true] {
+            get(gzip);
+            let mut times = Vec::new();
+            let (mut server_cpu, mut bytes) = (0.0, 0);
+            for _ in 0..renders {
+                if worst {
+                    for a in c.accounts().iter() {
+                        a.stats.touch();
+                        renderer.prerender(a);
+                    }
+                }
+                let (t, p0, c0) = (Instant::now(), cpu(), thread_cpu());
+                bytes = get(gzip);
+                times.push(t.elapsed());
+                server_cpu += (cpu() - p0) - (thread_cpu() - c0);
+            }
+            times.sort();
+            println!(
+                "  HTTP scrape, {}, {}: {bytes} bytes, p50 {:.2} ms, p99 {:.2} ms, server CPU {:.2} ms per scrape",
+                if gzip { "gzip" } else { "plain" },
+                if worst { "worst case (every account refreshed, rendered at refresh time)" } else { "steady state" },
+                percentile(&times, 0.5).as_secs_f64() * 1e3,
+                percentile(&times, 0.99).as_secs_f64() * 1e3,
+                server_cpu / renders as f64 * 1e3,
+            );
+        }
     }
 }
 
@@ -793,7 +961,7 @@ fn hanging_vendor_bench(rt: &tokio::runtime::Runtime) {
 
 fn main() {
     // `cargo bench` passes --bench; `cargo bench --bench render -- gzip`
-    // (or `hang`, `render`, `memory`) runs only that part.
+    // (or `hang`, `render`, `memory`, `http`) runs only that part.
     let parts: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with('-'))
@@ -812,6 +980,9 @@ fn main() {
     if run("gzip") {
         gzip_bench(&rt, 4);
         gzip_bench(&rt, 1_000);
+    }
+    if run("http") {
+        http_bench(&rt, 1_000);
     }
     if run("hang") {
         hanging_vendor_bench(&rt);

@@ -30,6 +30,27 @@ pub struct AppState {
     pub renderer: Arc<metrics::Renderer>,
 }
 
+impl AppState {
+    /// The handlers' state, with the renderer hooked to the collector's
+    /// refreshes: each account's text is rendered when its refresh
+    /// completes, not by the scrape that first shows it.
+    pub fn new(
+        collector: Arc<Collector>,
+        scrape_timeout: Duration,
+        scrape_timeout_margin: Duration,
+    ) -> Self {
+        let renderer = Arc::new(metrics::Renderer::new());
+        let hooked = Arc::clone(&renderer);
+        collector.on_publish(move |a| hooked.prerender(a));
+        AppState {
+            collector,
+            scrape_timeout,
+            scrape_timeout_margin,
+            renderer,
+        }
+    }
+}
+
 /// How `serve` presents itself.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
@@ -318,12 +339,11 @@ pub async fn serve(
             tracing::info!("state saved");
         })
     });
-    let state = AppState {
+    let state = AppState::new(
         collector,
-        scrape_timeout: config.scrape_timeout,
-        scrape_timeout_margin: config.scrape_timeout_margin,
-        renderer: Default::default(),
-    };
+        config.scrape_timeout,
+        config.scrape_timeout_margin,
+    );
     let addr = listener.local_addr()?;
     if opts.announce {
         let base = opts
@@ -446,11 +466,12 @@ async fn metrics_handler(State(s): State<AppState>, headers: HeaderMap) -> Respo
     // key on it.
     let vary = (header::VARY, "Accept-Encoding");
     if accepts_gzip(&headers) {
-        let body = s.renderer.render_gzip(&s.collector, now);
+        let body = s.renderer.exposition_gzip(&s.collector, now);
         tracing::debug!(
             event = "scrape",
             encoding = "gzip",
             bytes = body.len(),
+            pieces = body.pieces(),
             "metrics served"
         );
         (
@@ -459,18 +480,23 @@ async fn metrics_handler(State(s): State<AppState>, headers: HeaderMap) -> Respo
                 (header::CONTENT_ENCODING, "gzip"),
                 vary,
             ],
-            body,
+            axum::body::Body::new(body),
         )
             .into_response()
     } else {
-        let body = s.renderer.render(&s.collector, now);
+        let body = s.renderer.exposition(&s.collector, now);
         tracing::debug!(
             event = "scrape",
             encoding = "identity",
             bytes = body.len(),
+            pieces = body.pieces(),
             "metrics served"
         );
-        ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE), vary], body).into_response()
+        (
+            [(header::CONTENT_TYPE, metrics::CONTENT_TYPE), vary],
+            axum::body::Body::new(body),
+        )
+            .into_response()
     }
 }
 

@@ -13,7 +13,7 @@ use cdn_task_exporter::sim::{max_in_window, Fault, SimTask, World};
 use cdn_task_exporter::task::{TaskStatus, TaskType};
 use cdn_task_exporter::vendors::aliyun::{api, sign, TASK_TYPES};
 use cdn_task_exporter::{app, config};
-use common::{scrape, sim_endpoint, value, Account};
+use common::{assert_bad_bodies_are_parse_errors, scrape, sim_endpoint, value, Account};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -345,27 +345,18 @@ async fn malformed_truncated_html_and_oversized_bodies_are_parse_errors() {
         ));
     }
     let (sim, endpoint) = start(world).await;
-    for fault in [
-        Fault::Garbage,
-        Fault::Truncated,
-        Fault::Html,
-        Fault::Huge(64 * 1024),
-    ] {
-        sim.control.set_fault(fault.clone());
-        let yaml = format!(
-            "max_response_bytes: 4096\n{}",
-            account(&endpoint, "    task_types: [refresh_file]\n")
-        );
-        let (_, m) = scrape(&collector(&yaml)).await;
-        assert_eq!(SHOP.up(&m), Some(0.0), "{fault:?}");
-        assert_eq!(
-            SHOP.requests(&m, "DescribeRefreshTasks", "parse_error"),
-            1.0,
-            "{fault:?}"
-        );
-        assert_eq!(SHOP.requests(&m, "DescribeRefreshTasks", "ok"), 0.0);
-    }
-    sim.control.set_fault(Fault::None);
+    let yaml = format!(
+        "max_response_bytes: 4096\n{}",
+        account(&endpoint, "    task_types: [refresh_file]\n")
+    );
+    assert_bad_bodies_are_parse_errors(
+        &sim.control,
+        SHOP,
+        "DescribeRefreshTasks",
+        64 << 10,
+        || collector(&yaml),
+    )
+    .await;
     // The four collectors above share the account's 5/s with this one.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let c = collector(&account(&endpoint, ""));

@@ -16,7 +16,10 @@ use cdn_task_exporter::sim::{max_in_window, Fault, RouterTransport, SimTask, Tra
 use cdn_task_exporter::task::{TaskStatus, TaskType};
 use cdn_task_exporter::vendors::cloudfront::api;
 use cdn_task_exporter::vendors::cloudfront::sign;
-use common::{collector, frozen_world, reqwest, scrape, sim_endpoint, traffic, Account};
+use common::{
+    assert_bad_bodies_are_parse_errors, assert_throttling_handled, collector, frozen_world,
+    reqwest, scrape, sim_endpoint, traffic, Account,
+};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -360,25 +363,13 @@ async fn throttling_backs_off_is_counted_and_the_budget_holds() {
         m = scrape(&c).await.1;
     }
     let log = sim.control.received();
-    let throttled: Vec<_> = log.iter().filter(|r| r.answer == "throttled").collect();
-    assert!(!throttled.is_empty(), "the simulator throttled");
-    assert_eq!(
-        CF.requests(&m, "GetInvalidation", "throttled"),
-        throttled.len() as f64
+    let (_, throttled, _) =
+        assert_throttling_handled(&log, &m, CF, "GetInvalidation", Duration::from_secs(1), 2);
+    let worst = max_in_window(&log, "ListInvalidations", Duration::from_secs(1));
+    assert!(
+        worst <= 2,
+        "ListInvalidations: {worst} in one second, budget 2/s"
     );
-    let gets: Vec<_> = log.iter().filter(|r| r.api == "GetInvalidation").collect();
-    for (i, r) in gets.iter().enumerate() {
-        if r.answer == "throttled" {
-            if let Some(next) = gets.get(i + 1) {
-                let gap = next.at.duration_since(r.at);
-                assert!(gap >= Duration::from_secs(1), "retried after {gap:?}");
-            }
-        }
-    }
-    for api in ["ListInvalidations", "GetInvalidation"] {
-        let worst = max_in_window(&log, api, Duration::from_secs(1));
-        assert!(worst <= 2, "{api}: {worst} in one second, budget 2/s");
-    }
     assert_eq!(
         CF.series(&m, "cdn_vendor_up", &[]),
         Some(1.0),
@@ -387,7 +378,7 @@ async fn throttling_backs_off_is_counted_and_the_budget_holds() {
     eprintln!(
         "cloudfront throttling: {} requests, {} throttled (budget 2/s, simulator 1/s)",
         log.len(),
-        throttled.len()
+        throttled
     );
 }
 
@@ -508,30 +499,14 @@ async fn malformed_oversized_and_html_bodies_are_parse_errors() {
     let w = world(Arc::new(SystemClock), 44, 30.0, 2);
     let sim = CloudfrontSim::new(w.clone(), AK, SK, &DISTS);
     let endpoint = start(&sim).await;
-    for fault in [
-        Fault::Garbage,
-        Fault::Html,
-        Fault::Truncated,
-        Fault::Huge(2 << 20),
-    ] {
-        sim.control.set_fault(fault.clone());
-        let c = collector(
+    assert_bad_bodies_are_parse_errors(&sim.control, CF, "ListInvalidations", 2 << 20, || {
+        collector(
             &account_yaml(&endpoint, SK, &options(100)),
             reqwest(),
             Arc::new(SystemClock),
-        );
-        let (text, m) = scrape(&c).await;
-        assert_eq!(
-            CF.requests(&m, "ListInvalidations", "parse_error"),
-            1.0,
-            "{fault:?}"
-        );
-        assert_eq!(CF.series(&m, "cdn_vendor_up", &[]), Some(0.0), "{fault:?}");
-        assert!(
-            text.contains("cdn_tasks{"),
-            "{fault:?}: metrics still render"
-        );
-    }
+        )
+    })
+    .await;
     sim.control.set_fault(Fault::ServerError);
     let c = collector(
         &account_yaml(&endpoint, SK, &options(100)),

@@ -587,12 +587,11 @@ async fn unknown_paths_and_methods_do_not_reach_the_collector() {
         Arc::new(ReqwestTransport::new(1 << 20).unwrap()),
         Arc::new(SystemClock),
     ));
-    let state = AppState {
+    let state = AppState::new(
         collector,
-        scrape_timeout: Duration::from_secs(10),
-        scrape_timeout_margin: Duration::from_millis(500),
-        renderer: Default::default(),
-    };
+        Duration::from_secs(10),
+        Duration::from_millis(500),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     tokio::spawn(server::serve(

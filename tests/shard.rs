@@ -138,6 +138,21 @@ fn up_series(prom: &str) -> BTreeMap<String, Vec<String>> {
     out
 }
 
+/// account → (task_type, status) → count, the non-zero `cdn_tasks` series
+/// in Prometheus summed over the instances.
+fn task_counts(prom: &str) -> BTreeMap<String, BTreeMap<(String, String), f64>> {
+    let mut out: BTreeMap<String, BTreeMap<(String, String), f64>> = BTreeMap::new();
+    let expr = "sum by (account, task_type, status) (cdn_tasks) > 0";
+    for s in prom_query(prom, expr).unwrap_or_default() {
+        let label = |k: &str| s["metric"][k].as_str().unwrap().to_owned();
+        out.entry(label("account")).or_default().insert(
+            (label("task_type"), label("status")),
+            s["value"][1].as_str().unwrap().parse().unwrap(),
+        );
+    }
+    out
+}
+
 /// instance → shard, from `cdn_exporter_shard_accounts` in Prometheus.
 fn shards_of(prom: &str) -> BTreeMap<String, (String, f64)> {
     prom_query(prom, "cdn_exporter_shard_accounts")
@@ -227,6 +242,11 @@ fn shards_split_300_accounts_and_growing_to_four_moves_a_quarter() {
             fails: false,
         });
     }
+    let truth: BTreeMap<(String, String), f64> = world
+        .truth(0)
+        .into_iter()
+        .map(|((t, s), n)| ((t.as_str().to_owned(), s.as_str().to_owned()), n as f64))
+        .collect();
     let sim = TestingSim::new(world, "tok");
     for api in APIS {
         sim.control
@@ -276,6 +296,19 @@ fn shards_split_300_accounts_and_growing_to_four_moves_a_quarter() {
         all_up,
         "{} of {ACCOUNTS} accounts up in Prometheus",
         up.len()
+    );
+    // The union of the shards' task counts, as Prometheus has them, is the
+    // simulator's ground truth for every account (all list the same world).
+    let mut counted = BTreeMap::new();
+    let exact = eventually(Duration::from_secs(30), || {
+        counted = task_counts(&prom_addr);
+        counted.len() == ACCOUNTS && counted.values().all(|c| *c == truth)
+    });
+    assert!(
+        exact,
+        "cdn_tasks across the shards never equalled the truth {truth:?}: {} accounts, e.g. {:?}",
+        counted.len(),
+        counted.iter().find(|(_, c)| **c != truth)
     );
     let shards = shards_of(&prom_addr);
     assert_eq!(shards.len(), 3, "{shards:?}");

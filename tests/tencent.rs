@@ -12,7 +12,10 @@ use cdn_task_exporter::clock::{Clock, SharedClock, SystemClock, TokioClock};
 use cdn_task_exporter::sim::tencent::TencentSim;
 use cdn_task_exporter::sim::{max_in_window, Fault, RouterTransport, SimTask, World};
 use cdn_task_exporter::task::{TaskStatus, TaskType};
-use common::{collector, frozen_world, reqwest, scrape, sim_endpoint, traffic, Account};
+use common::{
+    assert_bad_bodies_are_parse_errors, assert_throttling_handled, collector, frozen_world,
+    reqwest, scrape, sim_endpoint, traffic, Account,
+};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -191,32 +194,17 @@ async fn throttling_backs_off_is_counted_and_the_budget_holds() {
         m = scrape(&c).await.1;
         tokio::time::sleep(Duration::from_millis(1100)).await;
     }
-    let log = sim.control.received();
-    let throttled: Vec<_> = log.iter().filter(|r| r.answer == "throttled").collect();
-    assert!(!throttled.is_empty(), "the simulator throttled");
-    assert_eq!(
-        TC.requests(&m, "DescribePurgeTasks", "throttled"),
-        throttled.len() as f64
+    let (purge, throttled, worst) = assert_throttling_handled(
+        &sim.control.received(),
+        &m,
+        TC,
+        "DescribePurgeTasks",
+        Duration::from_secs(1),
+        10,
     );
-    let purge: Vec<_> = log
-        .iter()
-        .filter(|r| r.api == "DescribePurgeTasks")
-        .collect();
-    for (i, r) in purge.iter().enumerate() {
-        if r.answer == "throttled" {
-            if let Some(next) = purge.get(i + 1) {
-                let gap = next.at.duration_since(r.at);
-                assert!(gap >= Duration::from_secs(1), "retried after {gap:?}");
-            }
-        }
-    }
-    let worst = max_in_window(&log, "DescribePurgeTasks", Duration::from_secs(1));
     eprintln!(
-        "throttling: {} purge requests, {} throttled, worst 1 s window {worst} (budget 10/s, vendor 5/s)",
-        purge.len(),
-        throttled.len()
+        "throttling: {purge} purge requests, {throttled} throttled, worst 1 s window {worst} (budget 10/s, vendor 5/s)"
     );
-    assert!(worst <= 10, "{worst} requests in one second, budget 10/s");
     assert_eq!(
         TC.requests(&m, "DescribePurgeTasks", "auth_error")
             + TC.requests(&m, "DescribePurgeTasks", "parse_error"),
@@ -301,30 +289,14 @@ async fn malformed_oversized_and_html_bodies_are_parse_errors() {
     let w = world(35, 30.0, 2);
     let sim = TencentSim::new(w.clone(), ID, KEY);
     let endpoint = start(&sim).await;
-    for fault in [
-        Fault::Garbage,
-        Fault::Html,
-        Fault::Truncated,
-        Fault::Huge(2 << 20),
-    ] {
-        sim.control.set_fault(fault.clone());
-        let c = collector(
+    assert_bad_bodies_are_parse_errors(&sim.control, TC, "DescribePurgeTasks", 2 << 20, || {
+        collector(
             &account_yaml(&endpoint, ID, KEY, ""),
             reqwest(),
             Arc::new(SystemClock),
-        );
-        let (text, m) = scrape(&c).await;
-        assert_eq!(
-            TC.requests(&m, "DescribePurgeTasks", "parse_error"),
-            1.0,
-            "{fault:?}"
-        );
-        assert_eq!(TC.series(&m, "cdn_vendor_up", &[]), Some(0.0), "{fault:?}");
-        assert!(
-            text.contains("cdn_tasks{"),
-            "{fault:?}: metrics still render"
-        );
-    }
+        )
+    })
+    .await;
     sim.control.set_fault(Fault::ServerError);
     let c = collector(
         &account_yaml(&endpoint, ID, KEY, ""),

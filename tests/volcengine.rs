@@ -8,11 +8,11 @@ mod common;
 use cdn_task_exporter::api::Rate;
 use cdn_task_exporter::clock::{Clock, SharedClock, SystemClock, TokioClock};
 use cdn_task_exporter::sim::volcengine::VolcengineSim;
-use cdn_task_exporter::sim::{max_in_window, Fault, RouterTransport, SimTask, Traffic, World};
+use cdn_task_exporter::sim::{max_in_window, RouterTransport, SimTask, Traffic, World};
 use cdn_task_exporter::task::{TaskStatus, TaskType};
 use common::{
-    collector, frozen_world, parse_metrics, reqwest, scrape, sim_endpoint, traffic, Account,
-    Exporter,
+    assert_bad_bodies_are_parse_errors, assert_throttling_handled, collector, frozen_world,
+    parse_metrics, reqwest, scrape, sim_endpoint, traffic, Account, Exporter,
 };
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -211,29 +211,18 @@ async fn throttling_backs_off_is_counted_and_the_budget_holds() {
         m = scrape(&c).await.1;
         tokio::time::sleep(Duration::from_millis(1100)).await;
     }
-    let log = sim.control.received();
-    let throttled: Vec<_> = log.iter().filter(|r| r.answer == "throttled").collect();
-    assert!(!throttled.is_empty(), "the simulator throttled");
-    assert_eq!(
-        MC.requests(&m, "ListContentTasks", "throttled"),
-        throttled.len() as f64
-    );
     // Backoff: after each 429, the next request comes at least ~1 s later.
-    for (i, r) in log.iter().enumerate() {
-        if r.answer == "throttled" {
-            if let Some(next) = log.get(i + 1) {
-                let gap = next.at.duration_since(r.at);
-                assert!(gap >= Duration::from_millis(950), "retried after {gap:?}");
-            }
-        }
-    }
-    let worst = max_in_window(&log, "ListContentTasks", Duration::from_secs(1));
-    eprintln!(
-        "throttling: {} requests, {} throttled, worst 1 s window {worst} (budget 10/s, vendor 5/s)",
-        log.len(),
-        throttled.len()
+    let (calls, throttled, worst) = assert_throttling_handled(
+        &sim.control.received(),
+        &m,
+        MC,
+        "ListContentTasks",
+        Duration::from_millis(950),
+        10,
     );
-    assert!(worst <= 10, "{worst} requests in one second, budget 10/s");
+    eprintln!(
+        "throttling: {calls} requests, {throttled} throttled, worst 1 s window {worst} (budget 10/s, vendor 5/s)"
+    );
     // Throttling says nothing about health: no failure turned the account down.
     assert_eq!(
         MC.requests(&m, "ListContentTasks", "auth_error")
@@ -302,31 +291,14 @@ async fn malformed_oversized_and_html_bodies_are_parse_errors() {
     let w = world(24, 30.0, 2);
     let sim = VolcengineSim::new(w.clone(), AK, SK);
     let endpoint = start(&sim).await;
-    for fault in [
-        Fault::Garbage,
-        Fault::Html,
-        Fault::Truncated,
-        Fault::Huge(2 << 20),
-    ] {
-        sim.control.set_fault(fault.clone());
-        let c = collector(
+    assert_bad_bodies_are_parse_errors(&sim.control, MC, "ListContentTasks", 2 << 20, || {
+        collector(
             &account_yaml(&endpoint, SK, ""),
             reqwest(),
             Arc::new(SystemClock),
-        );
-        let (text, m) = scrape(&c).await;
-        assert_eq!(
-            MC.requests(&m, "ListContentTasks", "parse_error"),
-            1.0,
-            "{fault:?}"
-        );
-        assert_eq!(MC.series(&m, "cdn_vendor_up", &[]), Some(0.0), "{fault:?}");
-        assert!(
-            text.contains("cdn_tasks{"),
-            "{fault:?}: metrics still render"
-        );
-    }
-    sim.control.set_fault(Fault::None);
+        )
+    })
+    .await;
 }
 
 /// Tasks running at the first sync finish later; the exporter learns it

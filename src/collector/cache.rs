@@ -127,6 +127,15 @@ impl Aggregates {
     pub fn pending_running_before(&self, ty: usize, cutoff: i64) -> usize {
         self.pending_running_created[ty].partition_point(|&c| c < cutoff)
     }
+
+    /// [`Aggregates::pending_running_before`], and the creation time of the
+    /// first such task not counted (created at or after `cutoff`): the
+    /// count changes once the cutoff passes it.
+    pub fn pending_running_before_and_next(&self, ty: usize, cutoff: i64) -> (usize, Option<i64>) {
+        let created = &self.pending_running_created[ty];
+        let n = created.partition_point(|&c| c < cutoff);
+        (n, created.get(n).copied())
+    }
 }
 
 /// One cached task on disk: key, created, finish offset, URLs, progress,

@@ -93,6 +93,15 @@ impl TaskDurations {
     }
 }
 
+/// Called on the refresh task after each refresh an account publishes, so
+/// work that depends only on the new data (the renderer's per-account
+/// text) is done there, off the scrape path.
+pub type PublishHook = dyn Fn(&Arc<Account>) + Send + Sync;
+
+/// The hook all accounts of one collector share; set once, after the
+/// collector is built (the renderer is made later, in the wiring).
+type SharedHook = Arc<std::sync::OnceLock<Box<PublishHook>>>;
+
 /// Mutable sync state; held only by the refresh in flight.
 struct SyncState {
     cache: TaskCache,
@@ -147,6 +156,7 @@ pub struct Account {
     flight: Mutex<Flight>,
     /// The state directory and this account's config fingerprint.
     store: Option<(Arc<StateStore>, String)>,
+    on_publish: SharedHook,
 }
 
 impl std::fmt::Debug for Account {
@@ -165,6 +175,7 @@ impl Account {
         transport: Arc<dyn Transport>,
         clock: SharedClock,
         store: Option<&Arc<StateStore>>,
+        on_publish: SharedHook,
     ) -> Self {
         let apis = setup.kind.apis();
         let streams = setup.vendor.streams(&setup.task_types);
@@ -213,6 +224,7 @@ impl Account {
             transport,
             clock,
             store,
+            on_publish,
         };
         if let Some((s, fp)) = &account.store {
             let max_tasks = account.settings.max_tasks;
@@ -274,6 +286,11 @@ impl Account {
         }
     }
 
+    /// Unix seconds on the account's clock.
+    pub fn now(&self) -> i64 {
+        self.clock.unix()
+    }
+
     /// The data the last refresh left.
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.snapshot
@@ -329,6 +346,11 @@ impl Account {
         let me = Arc::clone(self);
         let handle = tokio::spawn(async move {
             me.refresh().await;
+            // Before the waiters wake: a scrape waiting for this refresh
+            // then finds the work done.
+            if let Some(hook) = me.on_publish.get() {
+                hook(&me);
+            }
             let _ = tx.send(true);
         });
         f.running = Some((handle, rx.clone()));
@@ -453,6 +475,7 @@ pub struct Collector {
     reload: Mutex<(bool, i64)>,
     /// Where accounts a reload adds or restarts keep their state.
     store: Option<Arc<StateStore>>,
+    on_publish: SharedHook,
 }
 
 /// A removed account's last budget windows.
@@ -518,6 +541,7 @@ impl Collector {
         if let Some(s) = &store {
             s.prune(&setups.iter().map(|a| a.name.as_str()).collect::<Vec<_>>());
         }
+        let on_publish = SharedHook::default();
         let accounts = setups
             .into_iter()
             .map(|s| {
@@ -527,6 +551,7 @@ impl Collector {
                     Arc::clone(&transport),
                     Arc::clone(&clock),
                     store.as_ref(),
+                    Arc::clone(&on_publish),
                 ))
             })
             .collect();
@@ -539,7 +564,15 @@ impl Collector {
             retired: Mutex::new(Vec::new()),
             reload: Mutex::new((true, started)),
             store,
+            on_publish,
         }
+    }
+
+    /// Runs `hook` on the refresh task after every refresh an account of
+    /// this collector publishes (accounts a reload adds included). Set
+    /// once; a second call is ignored and returns false.
+    pub fn on_publish(&self, hook: impl Fn(&Arc<Account>) + Send + Sync + 'static) -> bool {
+        self.on_publish.set(Box::new(hook)).is_ok()
     }
 
     /// Writes every account's state file (a failure is logged and the
@@ -639,6 +672,7 @@ impl Collector {
                 Arc::clone(&self.transport),
                 Arc::clone(&self.clock),
                 self.store.as_ref(),
+                Arc::clone(&self.on_publish),
             )));
         }
         for a in old.iter() {

@@ -47,9 +47,10 @@ pub struct Family {
 
 impl Family {
     /// True when the family is rendered per account and reused until the
-    /// account changes; false when it is written on every scrape.
+    /// account changes (or, for a time-dependent one, its samples would
+    /// change); false when it is written on every scrape.
     pub fn cached(&self) -> bool {
-        matches!(self.source, Source::Cached(_))
+        matches!(self.source, Source::Cached(_) | Source::Timed(_))
     }
 }
 
@@ -58,6 +59,11 @@ pub(super) enum Source {
     /// Per account, from its snapshot and counters only: rendered when the
     /// account's generation changes and reused until then.
     Cached(fn(&mut String, &'static str, &Row<'_>)),
+    /// Per account, from its snapshot and the scrape time (Unix seconds),
+    /// returning the first second at which the samples would read
+    /// otherwise: cached like [`Source::Cached`] and reused by the scrapes
+    /// before that second.
+    Timed(fn(&mut String, &'static str, &Row<'_>, i64) -> i64),
     /// Per account, on every scrape: depends on the scrape time or on values
     /// that change without bumping the generation.
     Live(fn(&mut String, &'static str, &Row<'_>, &Scrape)),
@@ -276,13 +282,17 @@ pub static FAMILIES: [Family; 35] = [
             cached!()
         ),
         labels: BY_TYPE,
-        source: Source::Live(|out, name, r, sc| {
+        source: Source::Timed(|out, name, r, now| {
+            let mut until = i64::MAX;
             for (t, lt) in &r.l.by_type {
-                let age = r.s.aggregates.oldest_unfinished[t.index()]
-                    .map(|c| (sc.now - c).max(0))
-                    .unwrap_or(0);
+                let oldest = r.s.aggregates.oldest_unfinished[t.index()];
+                if oldest.is_some() {
+                    until = now + 1;
+                }
+                let age = oldest.map(|c| (now - c).max(0)).unwrap_or(0);
                 line(out, name, lt, "", age as u64);
             }
+            until
         }),
     },
     Family {
@@ -293,13 +303,20 @@ pub static FAMILIES: [Family; 35] = [
             cached!()
         ),
         labels: &["vendor", "account", "task_type", "older_than"],
-        source: Source::Live(|out, name, r, sc| {
+        source: Source::Timed(|out, name, r, now| {
+            let mut until = i64::MAX;
             for (t, lt) in &r.l.by_type {
                 for (age, extra) in UNFINISHED_AGES.iter().zip(OLDER_THAN.iter()) {
-                    let n = r.s.aggregates.pending_running_before(t.index(), sc.now - age);
+                    let (n, next) = r.s.aggregates.pending_running_before_and_next(t.index(), now - age);
+                    // The count grows when `now - age` passes the next
+                    // creation time.
+                    if let Some(c) = next {
+                        until = until.min(c.saturating_add(age + 1));
+                    }
                     line(out, name, lt, extra, n as u64);
                 }
             }
+            until
         }),
     },
     Family {
@@ -490,9 +507,10 @@ pub static FAMILIES: [Family; 35] = [
         kind: Kind::Counter,
         help: "Tasks the details store (/api/v1/tasks) evicted, oldest first, because a task_details cap was hit, by set (failed, unfinished, recent).",
         labels: &["vendor", "account", "set"],
-        // Live: evictions happen inside a refresh, but reading them costs one
-        // short lock, and a cached copy could lag one refresh behind.
-        source: Source::Live(|out, name, r, _| {
+        // Cached: evictions happen inside a refresh, whose end bumps the
+        // generation (a scrape during the refresh may show the count as of
+        // its last request until then).
+        source: Source::Cached(|out, name, r| {
             let evicted = r.a.details().evicted;
             for set in Set::ALL {
                 line(out, name, &r.l.account, &DETAIL_SET[set as usize], evicted[set as usize]);

@@ -447,12 +447,11 @@ pub async fn scrape(c: &cdn_task_exporter::collector::Collector) -> (String, Has
 pub async fn serve_app(
     c: std::sync::Arc<cdn_task_exporter::collector::Collector>,
 ) -> std::net::SocketAddr {
-    let state = cdn_task_exporter::app::AppState {
-        collector: c,
-        scrape_timeout: Duration::from_secs(10),
-        scrape_timeout_margin: Duration::from_millis(500),
-        renderer: Default::default(),
-    };
+    let state = cdn_task_exporter::app::AppState::new(
+        c,
+        Duration::from_secs(10),
+        Duration::from_millis(500),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(cdn_task_exporter::app::run(
@@ -565,4 +564,76 @@ pub fn traffic(
         task_types: types.to_vec(),
         max_urls: 5,
     }
+}
+
+/// The malformed bodies every vendor must turn into a `parse_error`:
+/// garbage, HTML, a truncated answer and one of `huge` bytes (past the
+/// account's response cap).
+pub fn bad_bodies(huge: usize) -> [cdn_task_exporter::sim::Fault; 4] {
+    use cdn_task_exporter::sim::Fault;
+    [
+        Fault::Garbage,
+        Fault::Html,
+        Fault::Truncated,
+        Fault::Huge(huge),
+    ]
+}
+
+/// Under each of [`bad_bodies`], a fresh collector from `collector` counts
+/// one `parse_error` (and no `ok`) on `api`, marks `account` down and still
+/// renders its metrics — never a panic. Leaves the simulator without fault.
+pub async fn assert_bad_bodies_are_parse_errors(
+    control: &cdn_task_exporter::sim::Control,
+    account: Account,
+    api: &str,
+    huge: usize,
+    collector: impl Fn() -> cdn_task_exporter::collector::Collector,
+) {
+    for fault in bad_bodies(huge) {
+        control.set_fault(fault.clone());
+        let (text, m) = scrape(&collector()).await;
+        assert_eq!(account.requests(&m, api, "parse_error"), 1.0, "{fault:?}");
+        assert_eq!(account.requests(&m, api, "ok"), 0.0, "{fault:?}");
+        assert_eq!(account.up(&m), Some(0.0), "{fault:?}");
+        assert!(
+            text.contains("cdn_tasks{"),
+            "{fault:?}: metrics still render"
+        );
+    }
+    control.set_fault(cdn_task_exporter::sim::Fault::None);
+}
+
+/// What the simulator's log of `api` shows after it throttled: each
+/// throttled answer was counted by the exporter as `throttled`, the next
+/// request on that API came at least `min_gap` after it, and no second held
+/// more than `budget` requests. Returns (requests, throttled, worst second)
+/// for the test's report.
+pub fn assert_throttling_handled(
+    log: &[cdn_task_exporter::sim::Received],
+    m: &HashMap<String, f64>,
+    account: Account,
+    api: &str,
+    min_gap: Duration,
+    budget: usize,
+) -> (usize, usize, usize) {
+    let calls: Vec<_> = log.iter().filter(|r| r.api == api).collect();
+    let throttled = calls.iter().filter(|r| r.answer == "throttled").count();
+    assert!(throttled > 0, "the simulator throttled {api}");
+    assert_eq!(
+        account.requests(m, api, "throttled"),
+        throttled as f64,
+        "every throttled answer is counted"
+    );
+    for pair in calls.windows(2) {
+        if pair[0].answer == "throttled" {
+            let gap = pair[1].at.duration_since(pair[0].at);
+            assert!(gap >= min_gap, "{api}: retried after {gap:?}");
+        }
+    }
+    let worst = cdn_task_exporter::sim::max_in_window(log, api, Duration::from_secs(1));
+    assert!(
+        worst <= budget,
+        "{api}: {worst} requests in one second, budget {budget}/s"
+    );
+    (calls.len(), throttled, worst)
 }
