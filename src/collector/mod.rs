@@ -16,8 +16,8 @@ pub mod cache;
 pub mod coverage;
 pub mod details;
 mod persist;
-pub mod stats;
 mod recheck;
+pub mod stats;
 mod sync;
 
 pub use sync::ProbeResult;

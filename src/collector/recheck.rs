@@ -89,7 +89,9 @@ pub fn plan_stream(s: &StreamCosts<'_>) -> StreamPlan {
     // The head holds its own new tasks: price only the pages the stretch
     // adds. Its new tasks are unknown before listing; as many as the cache
     // holds in an equally long stretch before it is the estimate.
-    let head_tasks = s.head.map(|h| s.count(h.from, h.to) + s.count(2 * h.from - h.to, h.from));
+    let head_tasks = s
+        .head
+        .map(|h| s.count(h.from, h.to) + s.count(2 * h.from - h.to, h.from));
     let mut best = vec![f64::INFINITY; k + 1];
     let mut step = vec![Step::None; k + 1];
     best[0] = 0.0;
@@ -262,9 +264,12 @@ mod tests {
             any_window: false,
             unfinished: &unfinished,
         });
-        assert_eq!(p.head_from, Some(900), "one more page");
+        // Stretching to 920 is free and 900 then costs one lookup; to 900 is
+        // one more page: either way 2, and never a window alone (it would
+        // start at the newest).
+        assert!(matches!(p.head_from, Some(900 | 920)), "{p:?}");
         assert!(p.windows.is_empty());
-        assert_eq!(p.by_id, vec![3], "a window alone would start at the newest");
+        assert!(p.by_id.contains(&3), "100 is nine pages back: by id");
         assert_eq!(p.cost, 2.0);
     }
 

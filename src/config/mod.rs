@@ -280,9 +280,7 @@ pub fn parse(
         top.state_interval.as_deref(),
         Duration::from_secs(60),
     );
-    let max_response_bytes = top
-        .max_response_bytes
-        .unwrap_or(DEFAULT_MAX_RESPONSE_BYTES);
+    let max_response_bytes = top.max_response_bytes.unwrap_or(DEFAULT_MAX_RESPONSE_BYTES);
     if !(1024..=1 << 30).contains(&max_response_bytes) {
         v.error(
             "max_response_bytes",

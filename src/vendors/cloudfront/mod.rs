@@ -460,16 +460,6 @@ impl Vendor for CloudfrontVendor {
         }
     }
 
-    /// Re-listing is priced as the head listing paged further back (100
-    /// invalidations a page): the list has no time filter.
-    fn list_page_size(&self, _stream: &Stream) -> Option<u32> {
-        Some(self.opts.max_items())
-    }
-
-    fn lists_any_window(&self) -> bool {
-        false
-    }
-
     /// First the paths of invalidations listed but not yet fetched (newest
     /// first), then the unfinished ones, one GetInvalidation each.
     fn plan_rechecks(&self, unfinished: &[Unfinished]) -> Vec<Query> {

@@ -121,7 +121,7 @@ pub fn default_page_size(max_response_bytes: usize) -> u32 {
 }
 
 /// Options of a UCloud account.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Options {
     /// `ProjectId` sent with every request. Required for sub-accounts;
@@ -138,15 +138,6 @@ pub struct Options {
     pub page_size: Option<u32>,
 }
 
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            project_id: None,
-            is_dcdn: false,
-            page_size: None,
-        }
-    }
-}
 
 fn page_size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
     let n = u32::deserialize(d)?;
@@ -622,13 +613,25 @@ mod tests {
             ..VendorContext::default()
         };
         let v = UcloudVendor::new(ctx(1 << 20), Options::default());
-        assert_eq!(v.list_page_size(&Stream { api: PREFETCH, task_type: None }), Some(128));
+        assert_eq!(
+            v.list_page_size(&Stream {
+                api: PREFETCH,
+                task_type: None
+            }),
+            Some(128)
+        );
         let explicit = Options {
             page_size: Some(300),
             ..Options::default()
         };
         let v = UcloudVendor::new(ctx(1 << 20), explicit);
-        assert_eq!(v.list_page_size(&Stream { api: PREFETCH, task_type: None }), Some(300));
+        assert_eq!(
+            v.list_page_size(&Stream {
+                api: PREFETCH,
+                task_type: None
+            }),
+            Some(300)
+        );
     }
 
     #[test]
@@ -644,8 +647,8 @@ mod tests {
         let e = parse_options_as::<Options>(serde_yaml::from_str("{page_size: 0}").unwrap())
             .unwrap_err();
         assert!(e.message.contains("outside 1..=10000"), "{e:?}");
-        let o: Options = parse_options_as(serde_yaml::from_str("{page_size: 10000}").unwrap())
-            .unwrap();
+        let o: Options =
+            parse_options_as(serde_yaml::from_str("{page_size: 10000}").unwrap()).unwrap();
         assert_eq!(o.page_size, Some(10_000));
         let e = parse_options_as::<Options>(serde_yaml::from_str("{region: cn-bj2}").unwrap())
             .unwrap_err();
