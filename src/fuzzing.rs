@@ -88,6 +88,7 @@ fn context(endpoint: &str, domain: Option<&str>) -> VendorContext {
             session_token: None,
         },
         domain: domain.map(str::to_owned),
+        max_response_bytes: 0,
     }
 }
 
@@ -152,7 +153,7 @@ fn build_accounts(kind: VendorKind) -> Accounts {
         VendorKind::Ucloud => {
             for (page_size, domain) in [(100, None), (1, Some("example.com"))] {
                 let o = ucloud::Options {
-                    page_size,
+                    page_size: Some(page_size),
                     ..ucloud::Options::default()
                 };
                 let ctx = context(ucloud::DEFAULT_ENDPOINT, domain);

@@ -248,6 +248,7 @@ async fn code_zero_answers_and_malformed_bodies_are_classified_over_http() {
             session_token: None,
         },
         domain: None,
+        max_response_bytes: 0,
     };
     let vendor = VendorKind::Cdnetworks
         .build(ctx(USER), Default::default())

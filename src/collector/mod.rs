@@ -16,6 +16,7 @@ pub mod cache;
 pub mod coverage;
 pub mod details;
 mod persist;
+mod recheck;
 pub mod stats;
 mod sync;
 

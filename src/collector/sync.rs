@@ -33,6 +33,30 @@ enum Stop {
     Failed(ApiError),
 }
 
+/// Re-checks priced for one refresh ([`Account::price_rechecks`]).
+#[derive(Debug, Default)]
+struct Rechecks {
+    /// Per stream: where its head listing starts instead.
+    head_from: Vec<Option<i64>>,
+    /// Windows to list again: (stream index, window).
+    windows: Vec<(usize, Window)>,
+    /// Per stream: creation times of the unfinished tasks a listing (the
+    /// head or a window) re-checks, so they are not looked up by id too.
+    relisted_from: Vec<Option<HashSet<i64>>>,
+}
+
+impl Rechecks {
+    /// True when a listing of this refresh re-checks `u`, so it is not
+    /// looked up by id as well.
+    fn relisted(&self, st: &SyncState, u: &Unfinished) -> bool {
+        st.streams
+            .iter()
+            .position(|s| *s == u.stream)
+            .and_then(|i| self.relisted_from.get(i)?.as_ref())
+            .is_some_and(|set| set.contains(&u.created_at))
+    }
+}
+
 /// Per-refresh bookkeeping.
 struct Run {
     now: i64,
@@ -112,6 +136,16 @@ impl Account {
             answered: 0,
         };
 
+        // Re-checks are priced before the heads: a head may be stretched
+        // back over the unfinished tasks just behind it.
+        let heads: Vec<Option<Window>> = (0..st.streams.len())
+            .map(|i| st.coverage[i].chunks(self.span_of(st, i)).first().copied())
+            .collect();
+        let mut rechecks = match relist {
+            Some(_) => Rechecks::default(),
+            None => self.price_rechecks(st, &heads),
+        };
+
         // 1. Heads. A stream is fresh only if the listing reached now.
         for i in 0..st.streams.len() {
             let span = self.span_of(st, i);
@@ -119,7 +153,15 @@ impl Account {
             if let Some(head) = chunks.first().copied() {
                 let w = match relist {
                     Some(page_size) => self.relisting_head(st, &run, i, &chunks, span, page_size),
-                    None => head,
+                    None => Window {
+                        from: rechecks
+                            .head_from
+                            .get(i)
+                            .copied()
+                            .flatten()
+                            .map_or(head.from, |f| f.min(head.from)),
+                        to: head.to,
+                    },
                 };
                 let listed = self.run_list(st, &mut run, i, w).await?;
                 if !listed || w.to < head.to {
@@ -128,34 +170,34 @@ impl Account {
             }
         }
 
-        // 2. Re-checks of unfinished tasks the heads did not return.
-        let mut unfinished: Vec<Unfinished> = st
-            .cache
-            .unfinished()
-            .filter(|(k, _, _)| !run.seen.contains(k))
-            .filter_map(|(_, id, t)| {
-                st.streams.get(usize::from(t.stream)).map(|s| Unfinished {
-                    id: id.to_owned(),
-                    task_type: t.task_type(),
-                    created_at: t.created_at,
-                    stream: *s,
-                })
-            })
-            .collect();
-        unfinished.sort_by(|a, b| {
-            a.created_at
-                .cmp(&b.created_at)
-                .then_with(|| a.id.cmp(&b.id))
-        });
+        // 2. Re-checks of unfinished tasks the heads did not return: by id,
+        // and by listing again the windows priced cheaper that way.
+        let mut unfinished = self.unfinished(st, &run.seen);
+        if relist.is_none() {
+            unfinished.retain(|u| !rechecks.relisted(st, u));
+        }
         // Re-checks are best effort against the budget: a deferred one does
         // not make its stream stale (the head still carries every new task),
         // or a vendor with a scarce list API and one stuck task would read
         // stale for ever; `cdn_task_oldest_unfinished_age_seconds` shows them.
-        for q in self.vendor.plan_rechecks(&unfinished) {
+        let relistings = std::mem::take(&mut rechecks.windows)
+            .into_iter()
+            .map(|(i, window)| Query::List {
+                stream: st.streams[i],
+                window,
+            });
+        let queries: Vec<Query> = self
+            .vendor
+            .plan_rechecks(&unfinished)
+            .into_iter()
+            .chain(relistings)
+            .collect();
+        for q in queries {
             if run.exhausted.contains(&q.api()) {
                 continue;
             }
-            match self.run_query(st, &mut run, &q, 1).await {
+            // Not resumable: a re-check listing is priced afresh each refresh.
+            match self.run_query(st, &mut run, &q, 1, false).await {
                 Ok(()) => {}
                 Err(Stop::Budget) => {
                     run.exhausted.insert(q.api());
@@ -186,7 +228,7 @@ impl Account {
                     complete = false;
                     continue;
                 }
-                match self.run_query(st, &mut run, &q, 1).await {
+                match self.run_query(st, &mut run, &q, 1, false).await {
                     Ok(()) => {}
                     Err(Stop::Budget) => {
                         complete = false;
@@ -207,6 +249,96 @@ impl Account {
         Ok(Synced {
             answered: run.answered,
         })
+    }
+
+    /// The cached unfinished tasks not in `seen`, oldest first.
+    fn unfinished(&self, st: &SyncState, seen: &HashSet<u64>) -> Vec<Unfinished> {
+        let mut unfinished: Vec<Unfinished> = st
+            .cache
+            .unfinished()
+            .filter(|(k, _, _)| !seen.contains(k))
+            .filter_map(|(_, id, t)| {
+                st.streams.get(usize::from(t.stream)).map(|s| Unfinished {
+                    id: id.to_owned(),
+                    task_type: t.task_type(),
+                    created_at: t.created_at,
+                    stream: *s,
+                })
+            })
+            .collect();
+        unfinished.sort_by(|a, b| {
+            a.created_at
+                .cmp(&b.created_at)
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        unfinished
+    }
+
+    /// Per stream with a known page size, the cheapest mix of id lookups
+    /// and re-listed windows for its unfinished tasks older than its head
+    /// (see [`super::recheck`]); tasks of other streams stay by id.
+    fn price_rechecks(&self, st: &SyncState, heads: &[Option<Window>]) -> Rechecks {
+        let n = st.streams.len();
+        let mut out = Rechecks {
+            head_from: vec![None; n],
+            windows: Vec::new(),
+            relisted_from: vec![None; n],
+        };
+        let page_sizes: Vec<Option<u32>> = st
+            .streams
+            .iter()
+            .map(|s| self.vendor.list_page_size(s))
+            .collect();
+        let mut per_stream: Vec<Vec<Unfinished>> = vec![Vec::new(); n];
+        for u in self.unfinished(st, &HashSet::new()) {
+            if let Some(i) = st.streams.iter().position(|s| *s == u.stream) {
+                let behind_head = heads[i].is_none_or(|h| u.created_at < h.from);
+                if page_sizes[i].is_some() && behind_head {
+                    per_stream[i].push(u);
+                }
+            }
+        }
+        if per_stream.iter().all(Vec::is_empty) {
+            return out;
+        }
+        let mut created: Vec<Vec<i64>> = vec![Vec::new(); n];
+        for t in st.cache.tasks() {
+            if let Some(c) = created.get_mut(usize::from(t.stream)) {
+                c.push(t.created_at);
+            }
+        }
+        for (i, mut tasks) in per_stream.into_iter().enumerate() {
+            let Some(page_size) = page_sizes[i].filter(|_| !tasks.is_empty()) else {
+                continue;
+            };
+            tasks.reverse();
+            created[i].sort_unstable();
+            let costs = self.vendor.recheck_id_costs(&tasks);
+            let priced: Vec<(i64, Option<f64>)> = tasks
+                .iter()
+                .zip(costs.into_iter().chain(std::iter::repeat(None)))
+                .map(|(u, c)| (u.created_at, c))
+                .collect();
+            let plan = super::recheck::plan_stream(&super::recheck::StreamCosts {
+                created: &created[i],
+                page_size,
+                max_span: self.span_of(st, i),
+                head: heads[i],
+                any_window: self.vendor.lists_any_window(),
+                unfinished: &priced,
+            });
+            out.head_from[i] = plan.head_from;
+            // The rest go by id, planned after the heads.
+            let by_id: HashSet<usize> = plan.by_id.iter().copied().collect();
+            out.relisted_from[i] = Some(
+                (0..tasks.len())
+                    .filter(|j| !by_id.contains(j))
+                    .map(|j| tasks[j].created_at)
+                    .collect(),
+            );
+            out.windows.extend(plan.windows.into_iter().map(|w| (i, w)));
+        }
+        out
     }
 
     /// The first listing of stream `i` for a vendor that re-checks by
@@ -295,7 +427,7 @@ impl Account {
         }
         let start = st.coverage[i].start_page(w);
         let q = Query::List { stream, window: w };
-        match self.run_query(st, run, &q, start).await {
+        match self.run_query(st, run, &q, start, true).await {
             Ok(()) => {
                 st.coverage[i].cover(w);
                 Ok(true)
@@ -309,13 +441,14 @@ impl Account {
     }
 
     /// Runs every page of `q` from `page`. On a budget stop mid-listing the
-    /// page to resume at is remembered.
+    /// page to resume at is remembered when `resumable`.
     async fn run_query(
         &self,
         st: &mut SyncState,
         run: &mut Run,
         q: &Query,
         mut page: u32,
+        resumable: bool,
     ) -> Result<(), Stop> {
         loop {
             let parsed = match self.request(st, q, page).await {
@@ -325,7 +458,7 @@ impl Account {
                 }
                 Err(Stop::Budget) => {
                     if let Query::List { stream, window } = q {
-                        if page > 1 {
+                        if page > 1 && resumable {
                             if let Some(i) = st.streams.iter().position(|s| s == stream) {
                                 st.coverage[i].pause_at(*window, page);
                             }

@@ -31,6 +31,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// `max_response_bytes` when the config sets none.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 << 20;
+
 /// Validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -239,6 +242,7 @@ pub fn parse(
         errors: Vec::new(),
         warnings: Vec::new(),
         account: None,
+        max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
     };
     let top: RawTop = match serde_yaml::from_str::<serde_yaml::Value>(text) {
         Err(e) => {
@@ -276,12 +280,14 @@ pub fn parse(
         top.state_interval.as_deref(),
         Duration::from_secs(60),
     );
-    let max_response_bytes = top.max_response_bytes.unwrap_or(16 << 20);
+    let max_response_bytes = top.max_response_bytes.unwrap_or(DEFAULT_MAX_RESPONSE_BYTES);
     if !(1024..=1 << 30).contains(&max_response_bytes) {
         v.error(
             "max_response_bytes",
             format!("{max_response_bytes} is outside 1024..=1073741824"),
         );
+    } else {
+        v.max_response_bytes = max_response_bytes;
     }
     let defaults: RawTuning = if top.defaults.is_null() {
         RawTuning::default()
@@ -329,6 +335,8 @@ struct Validator<'a> {
     errors: Vec<ConfigError>,
     warnings: Vec<String>,
     account: Option<String>,
+    /// The top-level `max_response_bytes`, for the vendor modules.
+    max_response_bytes: usize,
 }
 
 impl Validator<'_> {
@@ -504,6 +512,7 @@ impl Validator<'_> {
             endpoint: endpoint.trim_end_matches('/').to_owned(),
             credentials: credentials.clone().unwrap_or_default(),
             domain: acct.domain.clone(),
+            max_response_bytes: self.max_response_bytes,
         };
         let options = acct.options.clone();
         let vendor = match kind.build(context.clone(), acct.options) {

@@ -234,6 +234,10 @@ pub struct VendorContext {
     pub credentials: Credentials,
     /// Only tasks of this domain, where the vendor can filter.
     pub domain: Option<String>,
+    /// The largest response body the exporter accepts
+    /// (`max_response_bytes`), so a module whose page size is open (UCloud
+    /// `Limit`) sizes pages that fit. 0: not given, the config default.
+    pub max_response_bytes: usize,
 }
 
 /// A created-time window `[from, to)`, Unix seconds UTC.
@@ -423,9 +427,33 @@ pub trait Vendor: fmt::Debug + Send + Sync + 'static {
         None
     }
 
-    /// Queries that re-check these unfinished tasks (by id where the vendor
-    /// can, else by the narrowest window that holds them).
+    /// Queries that re-check these unfinished tasks by id (the driver has
+    /// already moved the tasks that are cheaper to re-list into listings, see
+    /// [`Vendor::list_page_size`]).
     fn plan_rechecks(&self, unfinished: &[Unfinished]) -> Vec<Query>;
+
+    /// Records one page of a listing of `stream` holds (the page size the
+    /// module asks for). With it the driver prices re-listing the window
+    /// that holds unfinished tasks (pages of the cached tasks in it) against
+    /// looking them up by id ([`Vendor::recheck_id_costs`]), per refresh, and
+    /// plans the cheaper. `None`: re-check by id only.
+    fn list_page_size(&self, _stream: &Stream) -> Option<u32> {
+        None
+    }
+
+    /// False when a listing always starts at the newest task, whatever its
+    /// window (CloudFront has no time filter): re-listing is then priced
+    /// only as the head stretched back, never as an older window alone.
+    fn lists_any_window(&self) -> bool {
+        true
+    }
+
+    /// What looking up each of `unfinished` by id costs, in calls: a share
+    /// of a call where one call carries several ids (Aliyun: 10 ids, 0.1
+    /// each), `None` for a task that has no id lookup. Default: one call each.
+    fn recheck_id_costs(&self, unfinished: &[Unfinished]) -> Vec<Option<f64>> {
+        vec![Some(1.0); unfinished.len()]
+    }
 
     /// `Some(records per page)` for vendors that can re-check only by
     /// listing windows again and whose list budget is too scarce for

@@ -347,6 +347,21 @@ impl Vendor for AliyunVendor {
         ))
     }
 
+    fn list_page_size(&self, _stream: &Stream) -> Option<u32> {
+        Some(self.opts.page_size.0)
+    }
+
+    /// A tenth of a DescribeRefreshTaskById call each; an id that cannot
+    /// travel in its comma-separated list has no lookup.
+    fn recheck_id_costs(&self, unfinished: &[Unfinished]) -> Vec<Option<f64>> {
+        unfinished
+            .iter()
+            .map(|u| {
+                (!u.id.is_empty() && !u.id.contains(',')).then_some(1.0 / IDS_PER_REQUEST as f64)
+            })
+            .collect()
+    }
+
     fn plan_rechecks(&self, unfinished: &[Unfinished]) -> Vec<Query> {
         let mut out = Vec::new();
         for t in TASK_TYPES {

@@ -16,6 +16,7 @@ fn vendor_with(opts: Options, token: Option<&str>, domain: Option<&str>) -> Aliy
             session_token: token.map(Secret::new),
         },
         domain: domain.map(str::to_owned),
+        max_response_bytes: 0,
     };
     AliyunVendor::new(ctx, opts)
 }

@@ -425,6 +425,7 @@ mod tests {
                     session_token: None,
                 },
                 domain: domain.map(str::to_owned),
+                max_response_bytes: 0,
             },
             opts,
         )

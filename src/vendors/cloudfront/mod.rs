@@ -90,7 +90,8 @@ pub const SPEC: super::VendorSpec = super::VendorSpec {
             &s.id,
             &s.secret,
             DEMO_DISTRIBUTIONS,
-        );
+        )
+        .with_clock(s.clock.clone());
         crate::sim::Simulated {
             control: sim.control.clone(),
             router: sim.router(),

@@ -21,6 +21,7 @@ fn vendor(dists: &[&str], max_items: Option<u32>) -> CloudfrontVendor {
                 session_token: Some(Secret::new("sts-token-value")),
             },
             domain: None,
+            max_response_bytes: 0,
         },
         opts,
     )

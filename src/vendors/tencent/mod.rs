@@ -73,7 +73,8 @@ pub const SPEC: super::VendorSpec = super::VendorSpec {
     },
     #[cfg(feature = "sim")]
     simulator: |s| {
-        let sim = crate::sim::tencent::TencentSim::new(s.world.clone(), &s.id, &s.secret);
+        let sim = crate::sim::tencent::TencentSim::new(s.world.clone(), &s.id, &s.secret)
+            .with_clock(s.clock.clone());
         crate::sim::Simulated {
             control: sim.control.clone(),
             router: sim.router(),
@@ -308,6 +309,34 @@ impl Vendor for TencentVendor {
                     PURGE
                 },
                 task_type: Some(*t),
+            })
+            .collect()
+    }
+
+    fn list_page_size(&self, _stream: &Stream) -> Option<u32> {
+        Some(self.opts.page_size)
+    }
+
+    /// A submission's one call, shared among its unfinished records.
+    fn recheck_id_costs(&self, unfinished: &[Unfinished]) -> Vec<Option<f64>> {
+        let mut records: std::collections::HashMap<(usize, &str), usize> =
+            std::collections::HashMap::new();
+        fn key(u: &Unfinished) -> (usize, &str) {
+            let api = if u.task_type == TaskType::Prefetch {
+                PUSH
+            } else {
+                PURGE
+            };
+            (api, api::task_id_of(&u.id))
+        }
+        for u in unfinished {
+            *records.entry(key(u)).or_default() += 1;
+        }
+        unfinished
+            .iter()
+            .map(|u| {
+                let k = key(u);
+                (!k.1.is_empty()).then(|| 1.0 / records[&k] as f64)
             })
             .collect()
     }

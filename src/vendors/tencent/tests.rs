@@ -15,6 +15,7 @@ fn vendor(endpoint: &str, opts: Options, token: Option<&str>) -> TencentVendor {
                 session_token: token.map(Secret::new),
             },
             domain: Some("www.example.com".into()),
+            max_response_bytes: 0,
         },
         opts,
     )

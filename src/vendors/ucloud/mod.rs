@@ -94,8 +94,34 @@ pub const TASK_TYPES: &[TaskType] = &[
 /// Task ids per re-check request.
 pub const IDS_PER_REQUEST: usize = 20;
 
+/// Response bytes allowed per TaskInfo when sizing the default page: a
+/// task with a few dozen long URLs and their progress fits (the simulator's
+/// five-URL tasks take about 700).
+pub const TASK_BYTES_BOUND: usize = 8 << 10;
+
+/// The default page never exceeds this many tasks (a 2,000-task answer is
+/// about 1.5 MB, quick to send and parse); `max_response_bytes` below
+/// 16 MiB lowers it.
+pub const DEFAULT_PAGE_CAP: u32 = 2000;
+
+/// Largest `page_size` accepted. UCloud documents no maximum for `Limit`
+/// (its default is the whole window).
+pub const MAX_PAGE_SIZE: u32 = 10_000;
+
+/// The default `Limit`: as large as [`DEFAULT_PAGE_CAP`] while a page of
+/// [`TASK_BYTES_BOUND`]-byte tasks stays under `max_response_bytes`.
+pub fn default_page_size(max_response_bytes: usize) -> u32 {
+    let max = match max_response_bytes {
+        0 => crate::config::DEFAULT_MAX_RESPONSE_BYTES,
+        n => n,
+    };
+    u32::try_from(max / TASK_BYTES_BOUND)
+        .unwrap_or(u32::MAX)
+        .clamp(1, DEFAULT_PAGE_CAP)
+}
+
 /// Options of a UCloud account.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Options {
     /// `ProjectId` sent with every request. Required for sub-accounts;
@@ -105,29 +131,21 @@ pub struct Options {
     /// ones. UCloud returns DCDN tasks only when this is true, so an account
     /// with both needs two account entries.
     pub is_dcdn: bool,
-    /// `Limit`: tasks per page (1..=1000). Always sent: without it UCloud
-    /// returns the whole window in one answer.
+    /// `Limit`: tasks per page (1..=10000). Always sent: without it UCloud
+    /// returns the whole window in one answer. Unset:
+    /// [`default_page_size`] of `max_response_bytes`.
     #[serde(deserialize_with = "page_size")]
-    pub page_size: u32,
+    pub page_size: Option<u32>,
 }
 
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            project_id: None,
-            is_dcdn: false,
-            page_size: 100,
-        }
-    }
-}
 
-fn page_size<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+fn page_size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
     let n = u32::deserialize(d)?;
-    if (1..=1000).contains(&n) {
-        Ok(n)
+    if (1..=MAX_PAGE_SIZE).contains(&n) {
+        Ok(Some(n))
     } else {
         Err(serde::de::Error::custom(format!(
-            "page_size {n} is outside 1..=1000"
+            "page_size {n} is outside 1..={MAX_PAGE_SIZE}"
         )))
     }
 }
@@ -137,12 +155,22 @@ fn page_size<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
 pub struct UcloudVendor {
     ctx: VendorContext,
     opts: Options,
+    /// `Limit` of a listing: the option, or the default for the account's
+    /// `max_response_bytes`.
+    page_size: u32,
 }
 
 impl UcloudVendor {
     /// For one account.
     pub fn new(ctx: VendorContext, opts: Options) -> Self {
-        UcloudVendor { ctx, opts }
+        let page_size = opts
+            .page_size
+            .unwrap_or_else(|| default_page_size(ctx.max_response_bytes));
+        UcloudVendor {
+            ctx,
+            opts,
+            page_size,
+        }
     }
 
     /// The params of `query`, page `page`, in SDK order (Action last), not
@@ -155,8 +183,8 @@ impl UcloudVendor {
                 push("BeginTime", window.from.to_string());
                 push("EndTime", window.to.to_string());
                 push("IsDcdn", self.opts.is_dcdn.to_string());
-                push("Limit", self.opts.page_size.to_string());
-                let offset = u64::from(page.saturating_sub(1)) * u64::from(self.opts.page_size);
+                push("Limit", self.page_size.to_string());
+                let offset = u64::from(page.saturating_sub(1)) * u64::from(self.page_size);
                 push("Offset", offset.to_string());
             }
             Query::ById { ids, .. } => {
@@ -232,6 +260,15 @@ impl Vendor for UcloudVendor {
             .collect()
     }
 
+    fn list_page_size(&self, _stream: &Stream) -> Option<u32> {
+        Some(self.page_size)
+    }
+
+    /// `TaskId.N` carries [`IDS_PER_REQUEST`] ids a call.
+    fn recheck_id_costs(&self, unfinished: &[Unfinished]) -> Vec<Option<f64>> {
+        vec![Some(1.0 / IDS_PER_REQUEST as f64); unfinished.len()]
+    }
+
     fn plan_rechecks(&self, unfinished: &[Unfinished]) -> Vec<Query> {
         let mut out = Vec::new();
         for api in [PREFETCH, REFRESH] {
@@ -295,7 +332,7 @@ impl Vendor for UcloudVendor {
         }
         let next_page = match query {
             Query::List { .. } => {
-                let seen = u64::from(page.saturating_sub(1)) * u64::from(self.opts.page_size)
+                let seen = u64::from(page.saturating_sub(1)) * u64::from(self.page_size)
                     + list.len() as u64;
                 let total = r.total_count.unwrap_or(0);
                 (!list.is_empty() && seen < total)
@@ -329,6 +366,7 @@ mod tests {
                     session_token: None,
                 },
                 domain: domain.map(str::to_owned),
+                max_response_bytes: 0,
             },
             opts,
         )
@@ -352,7 +390,7 @@ mod tests {
             Options {
                 project_id: Some("org-x".into()),
                 is_dcdn: true,
-                page_size: 50,
+                page_size: Some(50),
             },
             None,
         );
@@ -496,7 +534,7 @@ mod tests {
     fn paging_follows_total_count() {
         let v = vendor(
             Options {
-                page_size: 2,
+                page_size: Some(2),
                 ..Options::default()
             },
             None,
@@ -557,6 +595,45 @@ mod tests {
         assert_eq!(p.tasks[0].id, "2");
     }
 
+    /// Issue 19 part 5: `Limit` 100 made a 10k-task day 101 calls. The
+    /// default is large, and a page of large tasks still fits the response
+    /// cap.
+    #[test]
+    fn default_page_is_large_and_fits_max_response_bytes() {
+        assert_eq!(default_page_size(0), DEFAULT_PAGE_CAP);
+        assert_eq!(default_page_size(16 << 20), 2000);
+        assert_eq!(default_page_size(1 << 20), 128);
+        assert_eq!(default_page_size(1024), 1);
+        for max in [1024, 1 << 20, 16 << 20, 1 << 30] {
+            let n = default_page_size(max) as usize;
+            assert!(n * TASK_BYTES_BOUND <= max.max(TASK_BYTES_BOUND), "{max}");
+        }
+        let ctx = |max| VendorContext {
+            max_response_bytes: max,
+            ..VendorContext::default()
+        };
+        let v = UcloudVendor::new(ctx(1 << 20), Options::default());
+        assert_eq!(
+            v.list_page_size(&Stream {
+                api: PREFETCH,
+                task_type: None
+            }),
+            Some(128)
+        );
+        let explicit = Options {
+            page_size: Some(300),
+            ..Options::default()
+        };
+        let v = UcloudVendor::new(ctx(1 << 20), explicit);
+        assert_eq!(
+            v.list_page_size(&Stream {
+                api: PREFETCH,
+                task_type: None
+            }),
+            Some(300)
+        );
+    }
+
     #[test]
     fn options_are_validated() {
         use crate::vendors::parse_options_as;
@@ -569,7 +646,10 @@ mod tests {
         assert!(o.is_dcdn);
         let e = parse_options_as::<Options>(serde_yaml::from_str("{page_size: 0}").unwrap())
             .unwrap_err();
-        assert!(e.message.contains("outside 1..=1000"), "{e:?}");
+        assert!(e.message.contains("outside 1..=10000"), "{e:?}");
+        let o: Options =
+            parse_options_as(serde_yaml::from_str("{page_size: 10000}").unwrap()).unwrap();
+        assert_eq!(o.page_size, Some(10_000));
         let e = parse_options_as::<Options>(serde_yaml::from_str("{region: cn-bj2}").unwrap())
             .unwrap_err();
         assert!(e.message.contains("unknown key"), "{e:?}");

@@ -5,7 +5,8 @@
 //! with a JSON body, one stream per task type; the deprecated
 //! `ListContentTask` (same body, same answer) can be chosen per account.
 //! Unfinished tasks are re-checked one id per call with the `TaskId` filter
-//! of the same action. Quotas come from `DescribeContentQuota`, which needs
+//! of the same action, or by listing their window again where its pages
+//! cost fewer calls (the driver prices both). Quotas come from `DescribeContentQuota`, which needs
 //! the multi-cloud account ids.
 //!
 //! The API never rejects a bad window: a missing or invalid
@@ -69,7 +70,8 @@ pub const SPEC: super::VendorSpec = super::VendorSpec {
     },
     #[cfg(feature = "sim")]
     simulator: |s| {
-        let sim = crate::sim::volcengine::VolcengineSim::new(s.world.clone(), &s.id, &s.secret);
+        let sim = crate::sim::volcengine::VolcengineSim::new(s.world.clone(), &s.id, &s.secret)
+            .with_clock(s.clock.clone());
         crate::sim::Simulated {
             control: sim.control.clone(),
             router: sim.router(),
@@ -276,6 +278,12 @@ impl Vendor for VolcengineVendor {
         Some(MAX_SPAN)
     }
 
+    /// Re-listing a window is priced against [`Vendor::plan_rechecks`]'s
+    /// one call per task.
+    fn list_page_size(&self, _stream: &Stream) -> Option<u32> {
+        Some(self.opts.page_size)
+    }
+
     /// One request per task, with the listing action's `TaskId` filter (the
     /// answer has the listing's shape, so one parser serves both).
     fn plan_rechecks(&self, unfinished: &[Unfinished]) -> Vec<Query> {
@@ -419,6 +427,7 @@ mod tests {
                     session_token: Some(Secret::new("sts-token-value")),
                 },
                 domain: Some("www.example.com".into()),
+                max_response_bytes: 0,
             },
             opts,
         )
