@@ -101,10 +101,12 @@ impl Account {
         let span = window_span(rate).as_secs_f64();
         let wait = self.settings.max_permit_wait.as_secs_f64();
         let refresh = self.settings.min_refresh_interval.as_secs_f64();
+        // Never faster than the window: a refresh due a little before the
+        // permit waits for it (up to `max_permit_wait`).
         let period = if span <= wait || refresh <= 0.0 {
             span
         } else {
-            ((span - wait) / refresh).ceil() * refresh
+            (((span - wait) / refresh).ceil() * refresh).max(span)
         };
         f64::from(rate.requests) / period.max(span.min(1e-3))
     }
@@ -155,12 +157,21 @@ impl Account {
         // them. Cached tasks further down (a head stretched over older
         // ones) are not part of that.
         let mut beyond = 0;
+        let mut past_start = 0u64;
         if let (Some((w, page)), Some(ps)) = (resume, page_size) {
             let fetched = (u64::from(page.saturating_sub(1)) * u64::from(ps)) as usize;
-            let fetched = fetched.min(in_resumed.len());
             if fetched > 0 {
-                let (_, lo, _) = in_resumed.select_nth_unstable_by(fetched - 1, |a, b| b.cmp(a));
-                let lo = *lo;
+                // More fetched than the lookback holds: paging went on past
+                // its start (those tasks are not cached), so the window is
+                // listed down to it.
+                let lo = if fetched > in_resumed.len() {
+                    past_start = (fetched - in_resumed.len()) as u64;
+                    lookback_start
+                } else {
+                    let (_, lo, _) =
+                        in_resumed.select_nth_unstable_by(fetched - 1, |a, b| b.cmp(a));
+                    *lo
+                };
                 let paged = cov.uncovered_within(Window {
                     from: lo.max(lookback_start),
                     to: w.to.min(until),
@@ -187,7 +198,9 @@ impl Account {
         let density = listed as f64 / covered as f64;
         let (pages, arrival) = match page_size {
             Some(p) => (
-                (density * (seconds + beyond) as f64 / f64::from(p)).ceil(),
+                ((density * (seconds + beyond) as f64 - past_start as f64).max(0.0)
+                    / f64::from(p))
+                .ceil(),
                 density / f64::from(p),
             ),
             None => (0.0, 0.0),
