@@ -198,9 +198,8 @@ impl Account {
         let density = listed as f64 / covered as f64;
         let (pages, arrival) = match page_size {
             Some(p) => (
-                ((density * (seconds + beyond) as f64 - past_start as f64).max(0.0)
-                    / f64::from(p))
-                .ceil(),
+                ((density * (seconds + beyond) as f64 - past_start as f64).max(0.0) / f64::from(p))
+                    .ceil(),
                 density / f64::from(p),
             ),
             None => (0.0, 0.0),

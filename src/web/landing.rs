@@ -153,13 +153,20 @@ fn warm_up(backlog: &[(TaskType, Backlog)], lookback: i64) -> String {
     } else if pending.is_empty() || pending.iter().any(|b| b.complete_at.is_none()) {
         "completion time not known until the first page is listed".to_owned()
     } else {
-        let at = pending.iter().filter_map(|b| b.complete_at).max().unwrap_or(0);
+        let at = pending
+            .iter()
+            .filter_map(|b| b.complete_at)
+            .max()
+            .unwrap_or(0);
         match chrono::DateTime::from_timestamp(at, 0) {
             Some(t) => format!("complete at about {}", t.format("%Y-%m-%d %H:%M UTC")),
             None => "completion time not known".to_owned(),
         }
     };
-    format!("warming up: {} of the lookback still to list, {when}", span(left))
+    format!(
+        "warming up: {} of the lookback still to list, {when}",
+        span(left)
+    )
 }
 
 /// `16.8 h`, `25 min`, `40 s`.
