@@ -8,7 +8,9 @@
 //! The busy account of the issue (100,000 fetch records a day, pages of
 //! 1,000: 100 calls for one day of history) is run at a tenth of its
 //! records with pages of 100, which is the same number of pages per day and
-//! so the same calls and times, at a tenth of the simulation's cost.
+//! so the same calls and times, at a tenth of the simulation's cost. The
+//! testing vendor stands for the vendors that do not relist: their heads
+//! and re-checks come first at every refresh.
 
 mod common;
 
@@ -301,4 +303,106 @@ async fn a_hundred_pages_a_day_at_the_default_budget_come_within_an_hour_when_th
     assert_estimates_within(&w, 0.10, 0.15);
     let ((_, most), _) = w.then.unwrap();
     assert!(most < 2.0 * 3600.0, "the backlog ran away: {w:?}");
+}
+
+/// A testing-vendor account (it does not relist: every refresh lists the
+/// head first, then older one-hour windows) with a `rate` list budget,
+/// scraped every minute for `minutes`: per minute, the backlog, the
+/// estimate and the landing page's warm-up text.
+async fn testing_account(rate: &str, minutes: usize) -> Vec<(i64, f64, Option<f64>, String)> {
+    use cdn_task_exporter::sim::testing::TestingSim;
+    let clock: SharedClock = Arc::new(TokioClock::starting_at(T0));
+    let world = World::new(clock.clone());
+    world.with_traffic(
+        Traffic {
+            seed: 9,
+            tasks_per_hour: 30.0,
+            stall_rate: 0.0,
+            task_types: vec![TaskType::Prefetch],
+            ..Traffic::default()
+        },
+        Duration::from_secs(2 * DAY as u64),
+    );
+    let sim = TestingSim::new(world, "tok");
+    let c = Arc::new(common::collector(
+        &format!(
+            "accounts:\n  - name: t\n    vendor: testing\n    endpoint: http://sim\n    \
+             credentials: {{ id: t, secret: tok }}\n    task_types: [prefetch]\n    lookback: 24h\n    \
+             min_refresh_interval: 60s\n    max_permit_wait: 1s\n    options: {{ max_span: 1h }}\n    \
+             rate_budget: {{ ListTasks: {rate} }}\n"
+        ),
+        Arc::new(RouterTransport::new(sim.router())),
+        clock.clone(),
+    ));
+    let labels = [
+        ("vendor", "testing"),
+        ("account", "t"),
+        ("task_type", "prefetch"),
+    ];
+    let mut out = Vec::new();
+    for _ in 0..minutes {
+        let (_, m) = common::scrape(&c).await;
+        let page = landing(&c).await;
+        let cell = page
+            .split("<td>")
+            .find(|c| c.starts_with("warming up") || c.starts_with("complete"))
+            .unwrap_or_else(|| panic!("no warm-up cell in {page}"))
+            .split("</td>")
+            .next()
+            .unwrap()
+            .to_owned();
+        out.push((
+            clock.unix(),
+            value(&m, "cdn_task_backlog_seconds", &labels).expect("backlog"),
+            value(&m, ESTIMATE, &labels),
+            cell,
+        ));
+        tokio::time::advance(Duration::from_secs(60)).await;
+    }
+    out
+}
+
+/// Two calls a minute: each refresh spends one on the head and one on an
+/// older hour, so the 23 older hours take some 23 refreshes; the first
+/// estimate must say so.
+#[tokio::test(start_paused = true)]
+async fn a_vendor_that_lists_heads_first_syncs_when_the_first_estimate_said() {
+    let seen = testing_account("2/1m", 40).await;
+    let (first_at, _, first, _) = seen
+        .iter()
+        .find(|(_, b, _, _)| *b > 0.0)
+        .cloned()
+        .expect("a backlog after the first refresh");
+    let first = first.expect("an estimate once a page was listed");
+    let (synced_at, _, estimate, cell) = seen
+        .iter()
+        .find(|(_, b, _, _)| *b == 0.0)
+        .cloned()
+        .unwrap_or_else(|| panic!("not synced within 40 minutes: {seen:?}"));
+    assert_eq!((estimate, cell.as_str()), (None, "complete"));
+    let err = (first - synced_at as f64).abs() / (synced_at - first_at) as f64;
+    eprintln!(
+        "testing vendor, 2/1m: synced after {} s, first estimate {} s ({:.1} % off)",
+        synced_at - T0,
+        first as i64 - T0,
+        err * 100.0
+    );
+    assert!(err <= 0.10, "{seen:?}");
+}
+
+/// One call a minute: the head takes it at every refresh and the older
+/// hours never get one. The estimate is absent, and the landing page says
+/// why, rather than promising a time that never comes.
+#[tokio::test(start_paused = true)]
+async fn a_budget_spent_on_heads_gives_no_estimate_and_says_so() {
+    let seen = testing_account("1/1m", 30).await;
+    for (at, backlog, estimate, cell) in &seen[1..] {
+        assert!(*backlog > 20.0 * 3600.0, "{at}: {backlog}");
+        assert_eq!(*estimate, None, "{at}");
+        assert!(
+            cell.starts_with("warming up: ")
+                && cell.ends_with("the rate budget cannot keep up with new tasks"),
+            "{at}: {cell}"
+        );
+    }
 }

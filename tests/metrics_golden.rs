@@ -51,8 +51,8 @@ const CONFIG: &str = r#"accounts:
     vendor: testing
     endpoint: http://sim
     credentials: { id: warming, secret: tok }
-    options: { page_size: 20 }
-    rate_budget: { ListTasks: 1/1m }
+    options: { max_span: 1h }
+    rate_budget: { ListTasks: 2/1m }
     max_permit_wait: 1s
 "#;
 

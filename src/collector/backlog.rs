@@ -8,7 +8,7 @@
 
 use super::{window_span, Account, SyncState};
 use crate::task::TaskType;
-use crate::vendors::Window;
+use crate::vendors::{Unfinished, Window};
 
 /// The backlog of one watched task type, as of a refresh.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -43,13 +43,44 @@ impl Account {
         // Streams of one API share its permits. New tasks keep arriving
         // while the backlog is paged, so the API's time is its pages over
         // what its rate leaves after them: None when unknown, infinite when
-        // they need it all.
+        // they need it all. A vendor that does not relist lists every
+        // stream's head first at each refresh, synced or not, then re-checks
+        // the unfinished tasks older than the head: those calls come before
+        // any older window.
+        let refresh = self.settings.min_refresh_interval.as_secs_f64();
+        let relisting = self.vendor.recheck_by_relisting().is_some();
+        let heads = if !relisting && refresh > 0.0 {
+            1.0 / refresh
+        } else {
+            0.0
+        };
         let mut api_need: Vec<Option<(f64, f64)>> = vec![Some((0.0, 0.0)); self.budget.len()];
+        if heads > 0.0 {
+            let head_from = now - self.settings.overlap.as_secs() as i64;
+            let unfinished: Vec<Unfinished> = st
+                .cache
+                .unfinished()
+                .filter(|(_, _, t)| t.created_at < head_from)
+                .filter_map(|(_, id, t)| {
+                    st.streams.get(usize::from(t.stream)).map(|s| Unfinished {
+                        id: id.to_owned(),
+                        task_type: t.task_type(),
+                        created_at: t.created_at,
+                        stream: *s,
+                    })
+                })
+                .collect();
+            for q in self.vendor.plan_rechecks(&unfinished) {
+                if let Some(Some((_, a))) = api_need.get_mut(q.api()) {
+                    *a += heads;
+                }
+            }
+        }
         for (s, o) in st.streams.iter().zip(&owed) {
             if let Some(n) = api_need.get_mut(s.api) {
                 *n = match (*n, o.need) {
-                    (Some((p, a)), Some((q, b))) => Some((p + q, a + b)),
-                    (n, None) if o.seconds == 0 => n,
+                    (Some((p, a)), Some((q, b))) => Some((p + q, a + b.max(heads))),
+                    (Some((p, a)), None) if o.seconds == 0 => Some((p, a + heads)),
                     _ => None,
                 };
             }
@@ -204,6 +235,10 @@ impl Account {
             ),
             None => (0.0, 0.0),
         };
+        // A vendor that does not relist starts the head at page 1 at every
+        // refresh: a head that stopped paging for lack of budget never ends.
+        let head_stopped = relist.is_none() && resume.is_some_and(|(w, _)| w.to >= now);
+        let arrival = if head_stopped { f64::INFINITY } else { arrival };
         Owed {
             seconds,
             need: Some((pages.max(chunks), arrival)),
