@@ -2,8 +2,8 @@
 //!
 //! A warming account must not read as a quiet one: CDNetworks at 100,000
 //! fetch records a day pages one call per budget window (10 minutes at the
-//! default safety fraction) for most of a day before `cdn_tasks` holds the
-//! whole lookback. The backlog says how much is missing; the estimate says
+//! default safety fraction) for half a day to days before `cdn_tasks` holds
+//! the whole lookback (README, *Busy accounts*). The backlog says how much is missing; the estimate says
 //! when the budget lets it be done.
 
 use super::{window_span, Account, SyncState};
@@ -19,8 +19,9 @@ pub struct Backlog {
     /// nothing is left, before any page of the history was seen, or when
     /// the budget cannot keep up (`outpaced`).
     pub complete_at: Option<i64>,
-    /// New tasks need at least the whole budget of an API this type is
-    /// listed from: at this rate the backlog never shrinks.
+    /// New tasks (or heads and re-checks) need at least the whole budget
+    /// of an API this type is listed from, or a head that restarts at every
+    /// refresh stopped paging: the backlog never shrinks.
     pub outpaced: bool,
 }
 
@@ -144,9 +145,10 @@ impl Account {
 
     /// What stream `i` still owes: the uncovered lookback older than its
     /// last fresh head (all of it before that), less what the fetched pages
-    /// of a window whose paging stopped midway cover. The pages still needed assume the rest of the history is as dense as
-    /// what was listed, at least one call per query-sized chunk; new tasks
-    /// arriving meanwhile cost their pages too.
+    /// of a window whose paging stopped midway cover. The pages still
+    /// needed assume the rest of the history is as dense as what was
+    /// listed, at least one call per query-sized chunk; new tasks arriving
+    /// meanwhile cost their pages too.
     fn owed(&self, st: &SyncState, i: usize, now: i64, lookback_start: i64) -> Owed {
         let cov = &st.coverage[i];
         // Time after the stream was last fresh (less the overlap its next
