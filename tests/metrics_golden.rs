@@ -1,6 +1,6 @@
 //! The whole `/metrics` exposition, byte for byte, against a golden file.
 //!
-//! A fixed collector state (paused tokio time, a fixed clock, three accounts
+//! A fixed collector state (paused tokio time, a fixed clock, four accounts
 //! of the testing vendor against one simulator holding a known set of tasks)
 //! is rendered and compared with `testdata/metrics/golden.prom`. Any change
 //! of a name, HELP text, type, label, value or order fails the test; after an
@@ -47,6 +47,13 @@ const CONFIG: &str = r#"accounts:
     credentials: { id: locked, secret: wrong }
     task_types: [refresh_dir]
     retries: 0
+  - name: warming
+    vendor: testing
+    endpoint: http://sim
+    credentials: { id: warming, secret: tok }
+    options: { max_span: 1h }
+    rate_budget: { ListTasks: 2/1m }
+    max_permit_wait: 1s
 "#;
 
 /// Per task type: one task of each life the exporter distinguishes.

@@ -118,6 +118,28 @@ impl Coverage {
     pub fn uncovered_seconds(&self) -> i64 {
         self.gaps.iter().map(Window::len).sum()
     }
+
+    /// Seconds of `[lookback_start, until)` no listing has covered: all of
+    /// it before the first sync, else the gaps (a window still paging
+    /// counts whole). The caller ends `until` where the stream was last
+    /// fresh: newer time is the head, which data age describes.
+    pub fn backlog_seconds(&self, lookback_start: i64, until: i64) -> i64 {
+        if self.synced_until.is_none() {
+            return (until - lookback_start).max(0);
+        }
+        self.uncovered_within(Window {
+            from: lookback_start,
+            to: until,
+        })
+    }
+
+    /// Seconds of `w` inside a gap.
+    pub fn uncovered_within(&self, w: Window) -> i64 {
+        self.gaps
+            .iter()
+            .map(|g| (g.to.min(w.to) - g.from.max(w.from)).max(0))
+            .sum()
+    }
 }
 
 #[cfg(test)]
@@ -158,6 +180,23 @@ mod tests {
         c.advance(200, 10, 0); // head [90,200) fails: not covered
         c.advance(300, 10, 0);
         assert_eq!(c.chunks(None), vec![w(90, 300)]);
+    }
+
+    #[test]
+    fn backlog_is_the_whole_lookback_until_listed_then_the_gaps() {
+        let mut c = Coverage::default();
+        assert_eq!(c.backlog_seconds(100, 1000), 900, "nothing listed yet");
+        c.advance(1000, 0, 100);
+        assert_eq!(c.backlog_seconds(100, 1000), 900);
+        c.cover(w(500, 1000));
+        assert_eq!(c.backlog_seconds(100, 1000), 400);
+        // The lookback moves on: what fell out of it is no longer owed.
+        assert_eq!(c.backlog_seconds(200, 1100), 300);
+        c.cover(w(100, 500));
+        // A head not listed yet is newer than `until`: not backlog.
+        c.advance(1100, 10, 200);
+        assert_eq!(c.backlog_seconds(200, 990), 0);
+        assert_eq!(c.backlog_seconds(200, 1100), 110);
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! goes through [`budget::Budget`] — the single place the rate invariant is
 //! enforced.
 
+mod backlog;
 pub mod budget;
 pub mod cache;
 pub mod coverage;
@@ -20,6 +21,7 @@ mod recheck;
 pub mod stats;
 mod sync;
 
+pub use backlog::Backlog;
 pub use sync::ProbeResult;
 
 use crate::clock::SharedClock;
@@ -58,6 +60,8 @@ pub struct Snapshot {
     /// unfinished tasks. Data of one type can be older than another's when
     /// its API has a scarcer budget (CDNetworks fetch against purge).
     pub type_last_success: Vec<(TaskType, Option<i64>)>,
+    /// Per watched task type: the lookback still to list (warm-up).
+    pub backlog: Vec<(TaskType, Backlog)>,
     pub cache_tasks: usize,
     pub cache_dropped: u64,
     /// The last error, for the landing page (never contains a secret).
@@ -116,6 +120,10 @@ struct SyncState {
     throttle_streak: Vec<u32>,
     /// Per stream: start of the last refresh that left it fresh.
     stream_success: Vec<Option<i64>>,
+    /// Per stream: the most watched tasks a page with a next page held
+    /// (the vendor's page size, as seen in the cache's units), for the
+    /// backlog estimate.
+    full_page: Vec<Option<u32>>,
 }
 
 #[derive(Default)]
@@ -204,6 +212,7 @@ impl Account {
                 cache: TaskCache::new(setup.settings.max_tasks),
                 coverage: vec![Coverage::default(); streams.len()],
                 stream_success: vec![None; streams.len()],
+                full_page: vec![None; streams.len()],
                 streams,
                 counting_since: None,
                 finished: [[0; 2]; 5],
@@ -235,6 +244,7 @@ impl Account {
                 // refresh answers.
                 let stream_success = st.stream_success.clone();
                 let (type_last_success, last_success) = account.success_times(&stream_success);
+                let backlog = account.initial_backlog();
                 let st = account.state.get_mut();
                 let snap = Snapshot {
                     aggregates: st.cache.aggregate(),
@@ -242,15 +252,35 @@ impl Account {
                     cache_dropped: st.cache.dropped,
                     type_last_success,
                     last_success,
+                    backlog,
                     ..Snapshot::default()
                 };
                 *account
                     .snapshot
                     .get_mut()
                     .unwrap_or_else(|p| p.into_inner()) = Arc::new(snap);
+                return account;
             }
         }
+        // Nothing listed yet: the whole lookback is the backlog.
+        let backlog = account.initial_backlog();
+        *account
+            .snapshot
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner()) = Arc::new(Snapshot {
+            backlog,
+            ..Snapshot::default()
+        });
         account
+    }
+
+    /// The backlog before the first refresh (of a restored state, or all of
+    /// the lookback). Nothing else holds the state yet.
+    fn initial_backlog(&self) -> Vec<(TaskType, Backlog)> {
+        match self.state.try_lock() {
+            Ok(st) => self.backlog(&st, self.clock.unix()),
+            Err(_) => Vec::new(),
+        }
     }
 
     /// Per watched task type, the oldest success time of the streams
@@ -418,6 +448,7 @@ impl Account {
             Err(e) => (false, Some(e.to_string())),
         };
         let (type_last_success, last_success) = self.success_times(&st.stream_success);
+        let backlog = self.backlog(&st, started);
         if let Err(e) = &result {
             tracing::warn!(vendor = %self.kind, account = %self.name, outcome = e.outcome.as_str(), error = %e, "refresh failed");
         } else {
@@ -430,6 +461,7 @@ impl Account {
             up,
             last_success,
             type_last_success,
+            backlog,
             cache_tasks: st.cache.len(),
             cache_dropped: st.cache.dropped,
             last_error,

@@ -567,10 +567,12 @@ impl Account {
             _ => None,
         };
         let mut details = self.details();
+        let mut kept = 0u32;
         for task in &parsed.tasks {
             if !self.task_types.contains(&task.task_type) || task.created_at < run.lookback_start {
                 continue;
             }
+            kept += 1;
             let key = st.cache.key(&task.id);
             run.seen.insert(key);
             let stream = list_stream
@@ -603,6 +605,9 @@ impl Account {
             }
         }
         drop(details);
+        if let (Some(i), Some(_)) = (list_stream, parsed.next_page) {
+            st.full_page[i] = Some(st.full_page[i].map_or(kept, |p| p.max(kept)));
+        }
         for quota in parsed.quotas {
             st.quotas.retain(|q| q.task_type != quota.task_type);
             st.quotas.push(quota);

@@ -215,7 +215,7 @@ const BY_STATUS: &[&str] = &["vendor", "account", "task_type", "status"];
 const BY_API: &[&str] = &["vendor", "account", "api"];
 
 /// Every family, in exposition order.
-pub static FAMILIES: [Family; 35] = [
+pub static FAMILIES: [Family; 37] = [
     Family {
         name: "cdn_tasks",
         kind: Kind::Gauge,
@@ -442,6 +442,34 @@ pub static FAMILIES: [Family; 35] = [
         }),
     },
     Family {
+        name: "cdn_task_backlog_seconds",
+        kind: Kind::Gauge,
+        help: concat!(
+            "Seconds of the lookback window not yet listed from the vendor: all of it before the first listing, 0 once synced. Above 0 the account is warming up and cdn_tasks is incomplete, not quiet. ",
+            cached!()
+        ),
+        labels: BY_TYPE,
+        source: Source::Cached(|out, name, r| {
+            for (t, lt) in &r.l.by_type {
+                let v = backlog(r, *t).map_or(r.a.settings.lookback.as_secs(), |b| b.seconds.max(0) as u64);
+                line(out, name, lt, "", v);
+            }
+        }),
+    },
+    Family {
+        name: "cdn_task_backlog_completion_estimate_timestamp_seconds",
+        kind: Kind::Gauge,
+        help: "Estimated Unix time cdn_task_backlog_seconds reaches 0: the calls still needed (at the density listed so far, new tasks included) over the account's rate budget. Absent when there is no backlog, before the first page was listed, and when the budget cannot keep up with new tasks.",
+        labels: BY_TYPE,
+        source: Source::Cached(|out, name, r| {
+            for (t, lt) in &r.l.by_type {
+                if let Some(at) = backlog(r, *t).and_then(|b| b.complete_at) {
+                    line(out, name, lt, "", at.max(0) as u64);
+                }
+            }
+        }),
+    },
+    Family {
         name: "cdn_vendor_api_requests_total",
         kind: Kind::Counter,
         help: "Requests sent to the vendor API, by API and outcome.",
@@ -635,6 +663,11 @@ fn type_success(s: &Snapshot, t: TaskType) -> Option<i64> {
         .iter()
         .find(|(x, _)| *x == t)
         .and_then(|(_, v)| *v)
+}
+
+/// The backlog of type `t`, once the account has computed one.
+fn backlog(r: &Row<'_>, t: TaskType) -> Option<crate::collector::Backlog> {
+    r.s.backlog.iter().find(|(x, _)| *x == t).map(|(_, b)| *b)
 }
 
 /// A label-less sample, when the platform has the value.

@@ -5,7 +5,8 @@
 use super::{escape, query_value};
 use crate::app::AppState;
 use crate::collector::details::Set;
-use crate::task::TaskStatus;
+use crate::collector::Backlog;
+use crate::task::{TaskStatus, TaskType};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse};
@@ -57,11 +58,7 @@ pub async fn page(State(s): State<AppState>) -> impl IntoResponse {
             "<a href=\"/tasks?account={}&amp;status=failed\">{failed} failed</a>",
             escape(&query_value(&a.name))
         );
-        let warm = if snap.last_success.is_none() {
-            "warming up (lookback not yet fully listed)".to_owned()
-        } else {
-            "complete".to_owned()
-        };
+        let warm = warm_up(&snap.backlog, a.settings.lookback.as_secs() as i64);
         let _ = writeln!(
             rows,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -132,4 +129,53 @@ pub async fn page(State(s): State<AppState>) -> impl IntoResponse {
         env!("CDN_EXPORTER_REVISION"),
     );
     (StatusCode::OK, Html(page))
+}
+
+/// The warm-up cell: how much of the lookback is still to list and about
+/// when it will be, so a warming account is not taken for a quiet one.
+fn warm_up(backlog: &[(TaskType, Backlog)], lookback: i64) -> String {
+    // Before the account computed a backlog nothing is listed.
+    let left = backlog
+        .iter()
+        .map(|(_, b)| b.seconds)
+        .max()
+        .unwrap_or(lookback);
+    if left <= 0 {
+        return "complete".to_owned();
+    }
+    let pending: Vec<&Backlog> = backlog
+        .iter()
+        .map(|(_, b)| b)
+        .filter(|b| b.seconds > 0)
+        .collect();
+    let when = if pending.iter().any(|b| b.outpaced) {
+        "the rate budget cannot keep up with new tasks".to_owned()
+    } else if pending.is_empty() || pending.iter().any(|b| b.complete_at.is_none()) {
+        "completion time not known until the first page is listed".to_owned()
+    } else {
+        let at = pending
+            .iter()
+            .filter_map(|b| b.complete_at)
+            .max()
+            .unwrap_or(0);
+        match chrono::DateTime::from_timestamp(at, 0) {
+            Some(t) => format!("complete at about {}", t.format("%Y-%m-%d %H:%M UTC")),
+            None => "completion time not known".to_owned(),
+        }
+    };
+    format!(
+        "warming up: {} of the lookback still to list, {when}",
+        span(left)
+    )
+}
+
+/// `16.8 h`, `25 min`, `40 s`.
+fn span(seconds: i64) -> String {
+    if seconds >= 3600 {
+        format!("{:.1} h", seconds as f64 / 3600.0)
+    } else if seconds >= 60 {
+        format!("{} min", seconds / 60)
+    } else {
+        format!("{seconds} s")
+    }
 }
