@@ -172,7 +172,13 @@ async fn unfinished_tasks_are_rechecked_until_they_finish() {
         world.add(t.clone());
     }
     for i in 0..250 {
-        world.add(task(100 + i, TaskType::RefreshFile, 100 + i as i64, Some(5), false));
+        world.add(task(
+            100 + i,
+            TaskType::RefreshFile,
+            100 + i as i64,
+            Some(5),
+            false,
+        ));
     }
     let (sim, endpoint) = start(world.clone()).await;
     let c = collector(&account(&endpoint, "    lookback: 1h\n"));

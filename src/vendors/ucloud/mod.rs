@@ -138,7 +138,6 @@ pub struct Options {
     pub page_size: Option<u32>,
 }
 
-
 fn page_size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
     let n = u32::deserialize(d)?;
     if (1..=MAX_PAGE_SIZE).contains(&n) {
