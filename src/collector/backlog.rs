@@ -8,7 +8,7 @@
 
 use super::{window_span, Account, SyncState};
 use crate::task::TaskType;
-use crate::vendors::{Unfinished, Window};
+use crate::vendors::Window;
 
 /// The backlog of one watched task type, as of a refresh.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -58,19 +58,7 @@ impl Account {
         let mut api_need: Vec<Option<(f64, f64)>> = vec![Some((0.0, 0.0)); self.budget.len()];
         if heads > 0.0 {
             let head_from = now - self.settings.overlap.as_secs() as i64;
-            let unfinished: Vec<Unfinished> = st
-                .cache
-                .unfinished()
-                .filter(|(_, _, t)| t.created_at < head_from)
-                .filter_map(|(_, id, t)| {
-                    st.streams.get(usize::from(t.stream)).map(|s| Unfinished {
-                        id: id.to_owned(),
-                        task_type: t.task_type(),
-                        created_at: t.created_at,
-                        stream: *s,
-                    })
-                })
-                .collect();
+            let unfinished = self.unfinished(st, |_, t| t.created_at < head_from);
             for q in self.vendor.plan_rechecks(&unfinished) {
                 if let Some(Some((_, a))) = api_need.get_mut(q.api()) {
                     *a += heads;

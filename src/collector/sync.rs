@@ -172,7 +172,7 @@ impl Account {
 
         // 2. Re-checks of unfinished tasks the heads did not return: by id,
         // and by listing again the windows priced cheaper that way.
-        let mut unfinished = self.unfinished(st, &run.seen);
+        let mut unfinished = self.unfinished(st, |k, _| !run.seen.contains(&k));
         if relist.is_none() {
             unfinished.retain(|u| !rechecks.relisted(st, u));
         }
@@ -251,12 +251,17 @@ impl Account {
         })
     }
 
-    /// The cached unfinished tasks not in `seen`, oldest first.
-    fn unfinished(&self, st: &SyncState, seen: &HashSet<u64>) -> Vec<Unfinished> {
+    /// The cached unfinished tasks `keep` admits (by cache key and task),
+    /// oldest first.
+    pub(super) fn unfinished(
+        &self,
+        st: &SyncState,
+        keep: impl Fn(u64, &super::cache::CachedTask) -> bool,
+    ) -> Vec<Unfinished> {
         let mut unfinished: Vec<Unfinished> = st
             .cache
             .unfinished()
-            .filter(|(k, _, _)| !seen.contains(k))
+            .filter(|(k, _, t)| keep(*k, t))
             .filter_map(|(_, id, t)| {
                 st.streams.get(usize::from(t.stream)).map(|s| Unfinished {
                     id: id.to_owned(),
@@ -290,7 +295,7 @@ impl Account {
             .map(|s| self.vendor.list_page_size(s))
             .collect();
         let mut per_stream: Vec<Vec<Unfinished>> = vec![Vec::new(); n];
-        for u in self.unfinished(st, &HashSet::new()) {
+        for u in self.unfinished(st, |_, _| true) {
             if let Some(i) = st.streams.iter().position(|s| *s == u.stream) {
                 let behind_head = heads[i].is_none_or(|h| u.created_at < h.from);
                 if page_sizes[i].is_some() && behind_head {
