@@ -1,0 +1,403 @@
+//! First sync and steady state, the real release binary against one
+//! simulated account per vendor (issue 19 part 4). Run: `scripts/bench-sync.sh`.
+//!
+//! Per vendor and task rate: the warm-up's physical limit (pages the
+//! lookback needs ÷ the budget's permits per second), the measured first
+//! sync against it, vendor calls per refresh in steady state (from the
+//! simulator's request log) against the fewest the data needs, the worst
+//! data age against its bound, and `cdn_tasks` against the simulator's
+//! ground truth.
+//!
+//! Knobs (environment): `BENCH_EXPORTER` (the binary, required),
+//! `BENCH_VENDORS` (all real vendors), `BENCH_RATES` (10000,100000 tasks a
+//! day), `BENCH_INTERVAL` (15 s), `BENCH_STEADY` (300 s), `BENCH_SYNC_MAX`
+//! (900 s), `BENCH_DIR` (temp files).
+
+use cdn_task_exporter::clock::{SharedClock, SystemClock};
+use cdn_task_exporter::config;
+use cdn_task_exporter::sim::{self, SimSetup, Traffic, World};
+use cdn_task_exporter::vendors::VendorKind;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The page size each vendor module asks for by default (its options'
+/// default page size, or the API's maximum where the module always asks
+/// for that).
+fn page_size(kind: VendorKind) -> u64 {
+    match kind.as_str() {
+        "cdnetworks" => cdn_task_exporter::vendors::cdnetworks::MAX_PAGE_SIZE.into(),
+        "tencent" => cdn_task_exporter::vendors::tencent::MAX_PAGE_SIZE.into(),
+        "cloudfront" => cdn_task_exporter::vendors::cloudfront::MAX_ITEMS.into(),
+        "volcengine" => cdn_task_exporter::vendors::volcengine::MAX_PAGE_SIZE.into(),
+        // Aliyun `PageSize(100)`, UCloud `page_size: 100` (options' defaults).
+        _ => 100,
+    }
+}
+
+fn value_of(line: &str) -> Option<f64> {
+    line.rsplit(' ').next()?.parse().ok()
+}
+
+fn label<'a>(line: &'a str, name: &str) -> Option<&'a str> {
+    let key = format!("{name}=\"");
+    let start = line.find(&key)? + key.len();
+    let len = line[start..].find('"')?;
+    Some(&line[start..start + len])
+}
+
+/// What one scrape says about the account.
+#[derive(Default)]
+struct Reading {
+    last_success: f64,
+    worst_age: f64,
+    tasks: HashMap<(String, String), u64>,
+}
+
+fn read(text: &str) -> Reading {
+    let mut r = Reading::default();
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let v = value_of(line).unwrap_or(f64::NAN);
+        if line.starts_with("cdn_vendor_last_success_timestamp_seconds{") {
+            r.last_success = v;
+        } else if line.starts_with("cdn_task_data_age_seconds{") {
+            r.worst_age = r.worst_age.max(v);
+        } else if line.starts_with("cdn_tasks{") {
+            let key = (
+                label(line, "task_type").unwrap_or("").to_owned(),
+                label(line, "status").unwrap_or("").to_owned(),
+            );
+            *r.tasks.entry(key).or_default() += v as u64;
+        }
+    }
+    r
+}
+
+/// The simulator's counts in the lookback, as `cdn_tasks` counts them: one
+/// per task, or one per URL where the vendor lists URL records (Tencent,
+/// CDNetworks).
+fn truth(kind: VendorKind, world: &World, lookback: Duration) -> HashMap<(String, String), u64> {
+    let now = world.now();
+    let per_url = matches!(kind, VendorKind::Tencent | VendorKind::Cdnetworks);
+    let mut out = HashMap::new();
+    for t in world.list(now - lookback.as_secs() as i64, now + 1, None, None) {
+        let key = (
+            t.task_type.as_str().to_owned(),
+            t.status_at(now).as_str().to_owned(),
+        );
+        *out.entry(key).or_default() += if per_url { t.urls.len() as u64 } else { 1 };
+    }
+    out
+}
+
+/// Absolute difference between two count maps, summed over every key.
+fn mismatch(a: &HashMap<(String, String), u64>, b: &HashMap<(String, String), u64>) -> u64 {
+    let mut keys: Vec<_> = a.keys().chain(b.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.iter()
+        .map(|k| {
+            let (x, y) = (
+                a.get(*k).copied().unwrap_or(0),
+                b.get(*k).copied().unwrap_or(0),
+            );
+            x.abs_diff(y)
+        })
+        .sum()
+}
+
+/// Scrape interval, steady-state length, longest wait for a first sync.
+#[derive(Clone, Copy)]
+struct Knobs {
+    interval: Duration,
+    steady_for: Duration,
+    sync_max: Duration,
+}
+
+struct Row {
+    vendor: String,
+    per_day: u64,
+    sync: String,
+    calls: String,
+    age: String,
+    exact: String,
+}
+
+fn run(
+    rt: &tokio::runtime::Runtime,
+    exporter: &Path,
+    dir: &Path,
+    kind: VendorKind,
+    per_day: u64,
+    knobs: &Knobs,
+) -> Row {
+    let Knobs {
+        interval,
+        steady_for,
+        sync_max,
+    } = *knobs;
+    let spec = kind.spec();
+    let clock: SharedClock = Arc::new(SystemClock);
+    let world = World::new(clock.clone());
+    let (id, secret) = ("bench-key".to_owned(), "bench-secret".to_owned());
+    let s = (spec.simulator)(&SimSetup {
+        world: world.clone(),
+        clock: clock.clone(),
+        id: id.clone(),
+        secret: secret.clone(),
+    });
+    let (addr, server) = rt.block_on(sim::serve(s.router)).unwrap();
+    let name = format!("{kind}-sync");
+    let yaml = format!(
+        "accounts:\n  - name: {name}\n    vendor: {kind}\n    endpoint: http://{addr}\n    credentials: {{ id: {id}, secret: {secret} }}{}\n",
+        spec.demo_options
+    );
+    let cfg = config::parse(&yaml, "bench-sync.yml", &|_| None, &|_| Err(String::new()))
+        .expect("the generated config is valid");
+    let account = &cfg.accounts[0];
+    let lookback = account.settings.lookback;
+    let min_refresh = account.settings.min_refresh_interval;
+    world.with_traffic(
+        Traffic {
+            seed: per_day ^ kind.as_str().len() as u64,
+            tasks_per_hour: per_day as f64 / 24.0,
+            failure_rate: 0.03,
+            stall_rate: 0.01,
+            task_types: spec.task_types.to_vec(),
+            max_urls: 5,
+        },
+        lookback,
+    );
+
+    // The limit: each listing API pages through its share of the lookback
+    // (task types are generated uniformly, one listing API per type) at the
+    // budget's permits per second; the slowest API sets the warm-up.
+    let page = page_size(kind);
+    let in_lookback: u64 = truth(kind, &world, lookback).values().sum();
+    let types = spec.task_types.len().max(1) as u64;
+    let limit_secs = account
+        .rates
+        .iter()
+        .take(types as usize)
+        .map(|r| {
+            let pages = (in_lookback / types).div_ceil(page).max(1) as f64;
+            pages / (f64::from(r.requests) / r.per.as_secs_f64())
+        })
+        .fold(0.0, f64::max);
+
+    let config_path = dir.join(format!("{name}-{per_day}.yml"));
+    std::fs::write(&config_path, &yaml).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let log = std::fs::File::create(dir.join(format!("{name}-{per_day}.log"))).unwrap();
+    let started = Instant::now();
+    let mut child = std::process::Command::new(exporter)
+        .arg("--config.file")
+        .arg(&config_path)
+        .arg("--web.listen-address")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--log.level")
+        .arg("warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("cannot start the exporter");
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let scrape = || -> Option<String> {
+        rt.block_on(async {
+            let res = http
+                .get(format!("{base}/metrics"))
+                .header("x-prometheus-scrape-timeout-seconds", "10")
+                .send()
+                .await
+                .ok()?;
+            res.text().await.ok()
+        })
+    };
+
+    // First sync: scraped every interval as Prometheus does, and polled
+    // once a second in between so the finish time is not rounded up to a
+    // scrape.
+    let mut synced_at = None;
+    let mut last = Reading::default();
+    while started.elapsed() < sync_max {
+        std::thread::sleep(Duration::from_secs(1));
+        let Some(text) = scrape() else { continue };
+        last = read(&text);
+        // Synced: the exporter says every task type has been fresh once
+        // (its whole lookback listed); how exact that is is measured below.
+        if last.last_success > 0.0 {
+            synced_at = Some(started.elapsed().as_secs_f64());
+            break;
+        }
+    }
+    let sync_calls = s.control.received().len();
+    let sync_off = mismatch(&last.tasks, &truth(kind, &world, lookback));
+    let sync = match synced_at {
+        Some(t) => format!(
+            "{t:.0} s against {limit_secs:.1} s ({:.2}×), {sync_calls} calls, off the truth by {sync_off} of {in_lookback} tasks",
+            t / limit_secs
+        ),
+        None => {
+            let have: u64 = last.tasks.values().sum();
+            let covered = have as f64 / in_lookback.max(1) as f64;
+            let spent = started.elapsed().as_secs_f64();
+            format!(
+                "not finished in {spent:.0} s (BENCH_SYNC_MAX): {sync_calls} calls, {:.1} % of {in_lookback} tasks listed, projected {:.1} h against a limit of {:.1} h",
+                covered * 100.0,
+                if covered > 0.0 { spent / covered / 3600.0 } else { f64::INFINITY },
+                limit_secs / 3600.0
+            )
+        }
+    };
+
+    let (mut calls, mut age, mut exact) = (
+        "not measured".into(),
+        "not measured".into(),
+        "not measured".into(),
+    );
+    if synced_at.is_some() {
+        let from = tokio::time::Instant::now();
+        let mut refreshes = 0;
+        let mut prev = last.last_success;
+        let mut worst_age = 0.0f64;
+        let mut minimum = Vec::new();
+        let mut wrong = Vec::new();
+        let steady_start = Instant::now();
+        while steady_start.elapsed() < steady_for {
+            std::thread::sleep(interval);
+            let Some(text) = scrape() else { continue };
+            let r = read(&text);
+            let now_truth = truth(kind, &world, lookback);
+            if r.last_success != prev {
+                refreshes += 1;
+                prev = r.last_success;
+                // The fewest calls this refresh needed: one head page per
+                // listing stream plus the pages holding the unfinished tasks.
+                let unfinished: u64 = now_truth
+                    .iter()
+                    .filter(|((_, st), _)| st == "pending" || st == "running")
+                    .map(|(_, n)| *n)
+                    .sum();
+                minimum.push(types + unfinished.div_ceil(page));
+            }
+            worst_age = worst_age.max(r.worst_age);
+            wrong.push(mismatch(&r.tasks, &now_truth));
+        }
+        let steady_calls = s.control.received().iter().filter(|r| r.at >= from).count();
+        let mean_min = minimum.iter().sum::<u64>() as f64 / minimum.len().max(1) as f64;
+        calls = format!(
+            "{:.1} per refresh ({steady_calls} calls, {refreshes} refreshes) against a minimum of {mean_min:.1}",
+            steady_calls as f64 / refreshes.max(1) as f64
+        );
+        let bound = (min_refresh + interval).as_secs_f64();
+        age = format!(
+            "{worst_age:.0} s against {bound:.0} s: {}",
+            if worst_age <= bound {
+                "within"
+            } else {
+                "EXCEEDED"
+            }
+        );
+        let exact_scrapes = wrong.iter().filter(|w| **w == 0).count();
+        exact = format!(
+            "{exact_scrapes} of {} scrapes exact; worst off by {} tasks (tasks created or finished between refreshes)",
+            wrong.len(),
+            wrong.iter().max().unwrap_or(&0)
+        );
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    server.abort();
+    let rejected = s
+        .control
+        .received()
+        .iter()
+        .filter(|r| r.answer != "ok")
+        .count();
+    println!(
+        "{kind} {per_day}/day: {in_lookback} tasks in {} s lookback, page {page}; sync: {sync}; steady: {calls}; age: {age}; cdn_tasks: {exact}; rejected by the simulator: {rejected}",
+        lookback.as_secs()
+    );
+    Row {
+        vendor: kind.as_str().to_owned(),
+        per_day,
+        sync,
+        calls,
+        age,
+        exact,
+    }
+}
+
+fn main() {
+    let exporter: PathBuf = std::env::var_os("BENCH_EXPORTER")
+        .expect("set BENCH_EXPORTER to the release binary (scripts/bench-sync.sh does)")
+        .into();
+    let all = VendorKind::real()
+        .map(|k| k.as_str())
+        .collect::<Vec<_>>()
+        .join(",");
+    let vendors: Vec<VendorKind> = env("BENCH_VENDORS", all)
+        .split(',')
+        .map(|v| {
+            VendorKind::real()
+                .find(|k| k.as_str() == v.trim())
+                .unwrap_or_else(|| panic!("unknown vendor {v}"))
+        })
+        .collect();
+    let rates: Vec<u64> = env("BENCH_RATES", "10000,100000".to_owned())
+        .split(',')
+        .map(|r| r.trim().parse().expect("BENCH_RATES: tasks a day"))
+        .collect();
+    let interval = Duration::from_secs(env("BENCH_INTERVAL", 15));
+    let steady = Duration::from_secs(env("BENCH_STEADY", 300));
+    let sync_max = Duration::from_secs(env("BENCH_SYNC_MAX", 900));
+    let dir: PathBuf = std::env::var_os("BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("bench-sync-{}", std::process::id())));
+    std::fs::create_dir_all(&dir).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let _guard = rt.enter();
+    let knobs = Knobs {
+        interval,
+        steady_for: steady,
+        sync_max,
+    };
+    let mut rows = Vec::new();
+    for kind in &vendors {
+        for per_day in &rates {
+            rows.push(run(&rt, &exporter, &dir, *kind, *per_day, &knobs));
+        }
+    }
+    println!();
+    println!("| vendor | tasks/day | first sync against the limit | steady calls per refresh | worst data age | cdn_tasks against ground truth |");
+    println!("|---|---|---|---|---|---|");
+    for r in rows {
+        println!(
+            "| {} | {} | {} | {} | {} | {} |",
+            r.vendor, r.per_day, r.sync, r.calls, r.age, r.exact
+        );
+    }
+    if std::env::var_os("BENCH_DIR").is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
