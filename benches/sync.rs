@@ -13,6 +13,8 @@
 //! day), `BENCH_INTERVAL` (15 s), `BENCH_STEADY` (300 s), `BENCH_SYNC_MAX`
 //! (900 s), `BENCH_DIR` (temp files).
 
+mod common;
+
 use cdn_task_exporter::clock::{SharedClock, SystemClock};
 use cdn_task_exporter::config;
 use cdn_task_exporter::sim::{self, SimSetup, Traffic, World};
@@ -195,25 +197,12 @@ fn run(
 
     let config_path = dir.join(format!("{name}-{per_day}.yml"));
     std::fs::write(&config_path, &yaml).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let log = std::fs::File::create(dir.join(format!("{name}-{per_day}.log"))).unwrap();
     let started = Instant::now();
-    let mut child = std::process::Command::new(exporter)
-        .arg("--config.file")
-        .arg(&config_path)
-        .arg("--web.listen-address")
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("--log.level")
-        .arg("warn")
-        .stdout(std::process::Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("cannot start the exporter");
-    let base = format!("http://127.0.0.1:{port}");
+    let (mut child, base) = common::start_exporter(
+        &[exporter.to_string_lossy().into_owned()],
+        &config_path,
+        &dir.join(format!("{name}-{per_day}.log")),
+    );
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()

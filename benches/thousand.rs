@@ -16,6 +16,8 @@
 //! `BENCH_VENDORS` (volcengine,aliyun,ucloud), `BENCH_DIR` (temp files),
 //! `BENCH_WRAP` (a profiler to run the exporter under).
 
+mod common;
+
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
@@ -283,12 +285,6 @@ fn main() {
     let cfg = config::parse(&yaml, "bench-1000.yml", &|_| None, &|_| Err(String::new()))
         .expect("the generated config is valid");
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let log = std::fs::File::create(dir.join("exporter.log")).unwrap();
     // `BENCH_WRAP`: a command the exporter runs under (e.g. `heaptrack -o
     // FILE`), for a memory profile; the figures are then the tool's too.
     let wrap = std::env::var("BENCH_WRAP").unwrap_or_default();
@@ -297,19 +293,7 @@ fn main() {
         .map(str::to_owned)
         .collect::<Vec<_>>();
     words.push(exporter.to_string_lossy().into_owned());
-    let mut child = std::process::Command::new(&words[0])
-        .args(&words[1..])
-        .arg("--config.file")
-        .arg(&config_path)
-        .arg("--web.listen-address")
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("--log.level")
-        .arg("warn")
-        .stdout(std::process::Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("cannot start the exporter");
-    let base = format!("http://127.0.0.1:{port}");
+    let (mut child, base) = common::start_exporter(&words, &config_path, &dir.join("exporter.log"));
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
         .build()
