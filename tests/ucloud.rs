@@ -174,11 +174,18 @@ async fn unfinished_tasks_are_rechecked_by_task_id_on_their_own_api() {
     for i in 0..25 {
         world.add(late_task(format!("pf-{i:02}"), TaskType::Prefetch, now, 1));
     }
-    for i in 0..3 {
+    for i in 0..12 {
         world.add(late_task(format!("rd-{i}"), TaskType::RefreshDir, now, 1));
     }
     let (sim, endpoint) = start(world.clone()).await;
-    let c = collector(&endpoint, PRIVATE, "");
+    // Pages of 10: listing the hour-old tasks again (3 and 2 pages, or the
+    // head stretched back over them) costs more than their ids, 20 a call.
+    let c = collector(
+        &endpoint,
+        PRIVATE,
+        "    options: { page_size: 10 }
+",
+    );
     let m = refresh(&c).await;
     assert_eq!(
         UC.tasks(&m, TaskType::Prefetch, TaskStatus::Pending),
@@ -186,7 +193,7 @@ async fn unfinished_tasks_are_rechecked_by_task_id_on_their_own_api() {
     );
     assert_eq!(
         UC.tasks(&m, TaskType::RefreshDir, TaskStatus::Pending),
-        Some(3.0)
+        Some(12.0)
     );
     assert!(sim.id_queries().is_empty());
     // Let every task finish (they start within 1 s and run 1 s).
@@ -198,7 +205,7 @@ async fn unfinished_tasks_are_rechecked_by_task_id_on_their_own_api() {
     );
     assert_eq!(
         UC.tasks(&m, TaskType::RefreshDir, TaskStatus::Success),
-        Some(3.0)
+        Some(12.0)
     );
     assert_eq!(
         UC.tasks(&m, TaskType::Prefetch, TaskStatus::Pending),
@@ -206,7 +213,7 @@ async fn unfinished_tasks_are_rechecked_by_task_id_on_their_own_api() {
     );
     let q = sim.id_queries();
     let shape: Vec<(&str, usize)> = q.iter().map(|(a, ids)| (a.as_str(), ids.len())).collect();
-    assert_eq!(shape, [(PREFETCH, 20), (PREFETCH, 5), (REFRESH, 3)]);
+    assert_eq!(shape, [(PREFETCH, 20), (PREFETCH, 5), (REFRESH, 12)]);
     assert!(q[0].1.iter().chain(&q[1].1).all(|id| id.starts_with("pf-")));
     assert!(q[2].1.iter().all(|id| id.starts_with("rd-")));
     // Finished tasks are not asked about again.

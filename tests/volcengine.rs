@@ -302,23 +302,38 @@ async fn malformed_oversized_and_html_bodies_are_parse_errors() {
 }
 
 /// Tasks running at the first sync finish later; the exporter learns it
-/// from one TaskId request each, not by re-listing their window.
+/// from one TaskId request each, not by re-listing their window: they lie
+/// 20 minutes apart with 250 finished tasks after each, so any listing
+/// that reaches back over one of them costs at least as many pages.
 #[tokio::test(start_paused = true)]
 async fn unfinished_tasks_are_rechecked_by_task_id() {
     let t0 = 1_700_000_000;
     let clock: SharedClock = Arc::new(TokioClock::starting_at(t0));
     let w = World::new(clock.clone());
     for (i, ty) in TYPES.iter().cycle().take(9).enumerate() {
+        let created_at = t0 - 4 * 3600 + 1200 * i as i64;
         w.add(SimTask {
             id: format!("65d2c9b64fb1452d12d4{i:04x}"),
             task_type: *ty,
-            created_at: t0 - 3600 + i as i64,
+            created_at,
             domain: "www.example.com".into(),
             urls: vec![format!("https://www.example.com/{i}.js")],
             queued_for: 0,
-            runs_for: Some(3600 + 600),
+            runs_for: Some(t0 - created_at + 600),
             fails: i % 3 == 0,
         });
+        for j in 0..250 {
+            w.add(SimTask {
+                id: format!("75d2c9b64fb1452d12d4{i:01x}{j:03x}"),
+                task_type: *ty,
+                created_at: created_at + 1 + j,
+                domain: "www.example.com".into(),
+                urls: vec![format!("https://www.example.com/{i}/f{j}.js")],
+                queued_for: 0,
+                runs_for: Some(1),
+                fails: false,
+            });
+        }
     }
     let sim = VolcengineSim::new(w.clone(), AK, SK).with_clock(clock.clone());
     let transport = Arc::new(RouterTransport::new(sim.clone().router()));
