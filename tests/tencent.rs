@@ -332,18 +332,7 @@ async fn unfinished_records_are_rechecked_by_task_id_until_finished() {
             runs_for: Some(t0 - created_at + 600),
             fails: i % 3 == 0,
         });
-        for j in 0..1000 {
-            w.add(SimTask {
-                id: format!("17000000005{i:01}{j:04}"),
-                task_type: *ty,
-                created_at: created_at + 1 + j,
-                domain: "www.example.com".into(),
-                urls: vec![format!("https://www.example.com/{i}/f{j}.js")],
-                queued_for: 0,
-                runs_for: Some(1),
-                fails: false,
-            });
-        }
+        common::add_finished_tasks(&w, *ty, created_at + 1, 1000, &format!("17000000005{i:01}"));
     }
     let sim = TencentSim::new(w.clone(), ID, KEY).with_clock(clock.clone());
     let c = collector(

@@ -322,18 +322,13 @@ async fn unfinished_tasks_are_rechecked_by_task_id() {
             runs_for: Some(t0 - created_at + 600),
             fails: i % 3 == 0,
         });
-        for j in 0..250 {
-            w.add(SimTask {
-                id: format!("75d2c9b64fb1452d12d4{i:01x}{j:03x}"),
-                task_type: *ty,
-                created_at: created_at + 1 + j,
-                domain: "www.example.com".into(),
-                urls: vec![format!("https://www.example.com/{i}/f{j}.js")],
-                queued_for: 0,
-                runs_for: Some(1),
-                fails: false,
-            });
-        }
+        common::add_finished_tasks(
+            &w,
+            *ty,
+            created_at + 1,
+            250,
+            &format!("75d2c9b64fb1452d12d{i:01x}"),
+        );
     }
     let sim = VolcengineSim::new(w.clone(), AK, SK).with_clock(clock.clone());
     let transport = Arc::new(RouterTransport::new(sim.clone().router()));

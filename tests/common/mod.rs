@@ -637,3 +637,27 @@ pub fn assert_throttling_handled(
     );
     (calls.len(), throttled, worst)
 }
+
+/// Adds `n` finished one-URL tasks of type `ty`, one a second from
+/// `from`, ids `{prefix}{i:04}` — the finished tasks a listing pays pages
+/// for, placed where a test needs re-listing to cost more than id lookups.
+pub fn add_finished_tasks(
+    world: &cdn_task_exporter::sim::World,
+    ty: cdn_task_exporter::task::TaskType,
+    from: i64,
+    n: i64,
+    prefix: &str,
+) {
+    for j in 0..n {
+        world.add(cdn_task_exporter::sim::SimTask {
+            id: format!("{prefix}{j:04}"),
+            task_type: ty,
+            created_at: from + j,
+            domain: "www.example.com".into(),
+            urls: vec![format!("https://www.example.com/{prefix}/f{j}.js")],
+            queued_for: 0,
+            runs_for: Some(1),
+            fails: false,
+        });
+    }
+}
