@@ -24,12 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use common::env;
 
 /// The page size each vendor module asks for by default (its options'
 /// default page size, or the API's maximum where the module always asks
@@ -341,14 +336,7 @@ fn main() {
         .map(|k| k.as_str())
         .collect::<Vec<_>>()
         .join(",");
-    let vendors: Vec<VendorKind> = env("BENCH_VENDORS", all)
-        .split(',')
-        .map(|v| {
-            VendorKind::real()
-                .find(|k| k.as_str() == v.trim())
-                .unwrap_or_else(|| panic!("unknown vendor {v}"))
-        })
-        .collect();
+    let vendors = common::vendors(&all);
     let rates: Vec<u64> = env("BENCH_RATES", "10000,100000".to_owned())
         .split(',')
         .map(|r| r.trim().parse().expect("BENCH_RATES: tasks a day"))

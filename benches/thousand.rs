@@ -33,12 +33,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tower::ServiceExt;
 
-fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use common::env;
 
 /// The access key a request is signed with: Volcengine's `Authorization:
 /// … Credential=AK/…`, Aliyun's `AccessKeyId` and UCloud's `PublicKey`
@@ -208,14 +203,7 @@ fn main() {
     let accounts: usize = env("BENCH_ACCOUNTS", 1000);
     let seconds: u64 = env("BENCH_SECONDS", 600);
     let interval = Duration::from_secs(env("BENCH_INTERVAL", 15));
-    let vendors: Vec<VendorKind> = env("BENCH_VENDORS", "volcengine,aliyun,ucloud".to_owned())
-        .split(',')
-        .map(|v| {
-            VendorKind::real()
-                .find(|k| k.as_str() == v.trim())
-                .unwrap_or_else(|| panic!("unknown vendor {v}"))
-        })
-        .collect();
+    let vendors = common::vendors("volcengine,aliyun,ucloud");
     let dir: PathBuf = std::env::var_os("BENCH_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| std::env::temp_dir().join(format!("bench-1000-{}", std::process::id())));

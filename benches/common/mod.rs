@@ -27,3 +27,23 @@ pub fn start_exporter(command: &[String], config: &Path, log: &Path) -> (Child, 
         .expect("cannot start the exporter");
     (child, format!("http://127.0.0.1:{port}"))
 }
+
+/// A knob from the environment, or `default` when unset or unparsable.
+pub fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// `BENCH_VENDORS`: a comma-separated list of vendor names, `default` when unset.
+pub fn vendors(default: &str) -> Vec<cdn_task_exporter::vendors::VendorKind> {
+    env("BENCH_VENDORS", default.to_owned())
+        .split(',')
+        .map(|v| {
+            cdn_task_exporter::vendors::VendorKind::real()
+                .find(|k| k.as_str() == v.trim())
+                .unwrap_or_else(|| panic!("unknown vendor {v}"))
+        })
+        .collect()
+}
