@@ -144,6 +144,7 @@ struct Fixed {
     scrape_timeout: Duration,
     scrape_timeout_margin: Duration,
     max_response_bytes: usize,
+    max_in_flight_per_endpoint: usize,
 }
 
 impl Fixed {
@@ -152,6 +153,7 @@ impl Fixed {
             scrape_timeout: c.scrape_timeout,
             scrape_timeout_margin: c.scrape_timeout_margin,
             max_response_bytes: c.max_response_bytes,
+            max_in_flight_per_endpoint: c.max_in_flight_per_endpoint,
         }
     }
 }
@@ -195,7 +197,7 @@ impl Reload {
             tracing::warn!(warning = %w, "config adjusted");
         }
         if Fixed::of(&config) != *fixed {
-            tracing::warn!("scrape_timeout, scrape_timeout_margin and max_response_bytes take effect on restart, not on reload");
+            tracing::warn!("scrape_timeout, scrape_timeout_margin, max_response_bytes and max_in_flight_per_endpoint take effect on restart, not on reload");
         }
         let summary = self.collector.reconfigure(config.accounts);
         self.collector.set_placement(config.placement);
@@ -314,6 +316,7 @@ pub async fn serve(
         }
     });
     let c = Collector::with_state(config.accounts.clone(), transport, clock, store.clone());
+    c.set_max_in_flight_per_endpoint(config.max_in_flight_per_endpoint);
     c.set_placement(config.placement.clone());
     let collector = Arc::new(c);
     // The state writer: every state_interval, and once more at shutdown
@@ -400,6 +403,7 @@ pub async fn serve(
 /// Builds the collector for a validated config.
 pub fn collector(config: &Config, transport: Arc<dyn Transport>, clock: SharedClock) -> Collector {
     let c = Collector::new(config.accounts.clone(), transport, clock);
+    c.set_max_in_flight_per_endpoint(config.max_in_flight_per_endpoint);
     c.set_placement(config.placement.clone());
     c
 }

@@ -16,6 +16,7 @@ pub mod budget;
 pub mod cache;
 pub mod coverage;
 pub mod details;
+pub mod gate;
 mod persist;
 mod recheck;
 pub mod stats;
@@ -153,6 +154,10 @@ pub struct Account {
     /// new config says the same.
     setup: AccountConfig,
     transport: Arc<dyn Transport>,
+    /// The in-flight cap of the account's endpoint, shared with every
+    /// account on it; resolved at the first request.
+    gates: Arc<gate::EndpointGates>,
+    gate: std::sync::OnceLock<Arc<tokio::sync::Semaphore>>,
     clock: SharedClock,
     state: tokio::sync::Mutex<SyncState>,
     snapshot: RwLock<Arc<Snapshot>>,
@@ -181,6 +186,7 @@ impl Account {
         setup: AccountConfig,
         budget: Option<Arc<Budget>>,
         transport: Arc<dyn Transport>,
+        gates: Arc<gate::EndpointGates>,
         clock: SharedClock,
         store: Option<&Arc<StateStore>>,
         on_publish: SharedHook,
@@ -231,6 +237,8 @@ impl Account {
             vendor: Arc::clone(&setup.vendor),
             setup,
             transport,
+            gates,
+            gate: std::sync::OnceLock::new(),
             clock,
             store,
             on_publish,
@@ -494,6 +502,8 @@ pub struct Collector {
     accounts: RwLock<Arc<Vec<Arc<Account>>>>,
     /// Builds the accounts a reload adds or restarts.
     transport: Arc<dyn Transport>,
+    /// Requests in flight per vendor endpoint, across all accounts.
+    gates: Arc<gate::EndpointGates>,
     pub clock: SharedClock,
     /// Unix time the collector started.
     pub started: i64,
@@ -574,6 +584,7 @@ impl Collector {
             s.prune(&setups.iter().map(|a| a.name.as_str()).collect::<Vec<_>>());
         }
         let on_publish = SharedHook::default();
+        let gates = Arc::new(gate::EndpointGates::default());
         let accounts = setups
             .into_iter()
             .map(|s| {
@@ -581,6 +592,7 @@ impl Collector {
                     s,
                     None,
                     Arc::clone(&transport),
+                    Arc::clone(&gates),
                     Arc::clone(&clock),
                     store.as_ref(),
                     Arc::clone(&on_publish),
@@ -590,6 +602,7 @@ impl Collector {
         Collector {
             accounts: RwLock::new(Arc::new(accounts)),
             transport,
+            gates,
             clock,
             started,
             placement: Default::default(),
@@ -641,6 +654,13 @@ impl Collector {
     }
 
     /// Replaces the placement (at start and on reload).
+    /// Caps the requests in flight to each vendor endpoint, across all
+    /// accounts (`max_in_flight_per_endpoint`). Call before the first
+    /// scrape: an endpoint keeps the cap it was first used with.
+    pub fn set_max_in_flight_per_endpoint(&self, limit: usize) {
+        self.gates.set_limit(limit);
+    }
+
     pub fn set_placement(&self, placement: crate::shard::Placement) {
         *self.placement.write().unwrap_or_else(|p| p.into_inner()) = placement;
     }
@@ -702,6 +722,7 @@ impl Collector {
                 setup,
                 budget,
                 Arc::clone(&self.transport),
+                Arc::clone(&self.gates),
                 Arc::clone(&self.clock),
                 self.store.as_ref(),
                 Arc::clone(&self.on_publish),

@@ -18,7 +18,7 @@
 //! keeps its older success time, so data age describes the oldest data
 //! served, not the fastest stream.
 
-use super::{Account, SyncState};
+use super::{gate, Account, SyncState};
 use crate::http::TransportError;
 use crate::vendors::{ApiError, Outcome, Parsed, Query, Unfinished, Window};
 use std::collections::HashSet;
@@ -496,10 +496,27 @@ impl Account {
         let api = q.api();
         let mut attempt = 0u32;
         let mut failure: Option<ApiError> = None;
+        let gate = self
+            .gate
+            .get_or_init(|| self.gates.gate(&self.setup.context.endpoint));
         loop {
+            // The budget's next permit is waited for first, holding
+            // nothing; then the endpoint's slot (see `gate`), then the
+            // permit itself, so a permitted request leaves at once and an
+            // account waiting on its own budget holds no other account's
+            // slot.
+            let max_wait = self.settings.max_permit_wait;
+            let ready = self.budget.wait_time(api);
+            if ready > max_wait {
+                return Err(failure.map_or(Stop::Budget, Stop::Failed));
+            }
+            if !ready.is_zero() {
+                tokio::time::sleep(ready).await;
+            }
+            let slot = gate::enter(gate).await;
             let Ok(permit) = self
                 .budget
-                .acquire(api, self.settings.max_permit_wait)
+                .acquire(api, max_wait.saturating_sub(ready))
                 .await
             else {
                 return Err(failure.map_or(Stop::Budget, Stop::Failed));
@@ -520,6 +537,7 @@ impl Account {
                 .send(req, self.settings.request_timeout)
                 .await;
             self.budget.release(permit);
+            drop(slot);
             self.stats.latency[api].observe(t0.elapsed().as_secs_f64());
             let result = match sent {
                 Ok(resp) => self.vendor.parse(q, page, &resp),

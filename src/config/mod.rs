@@ -43,6 +43,9 @@ pub struct Config {
     pub scrape_timeout_margin: Duration,
     /// Largest vendor response body accepted.
     pub max_response_bytes: usize,
+    /// Requests in flight to one vendor endpoint, across all accounts
+    /// ([`crate::collector::gate`]).
+    pub max_in_flight_per_endpoint: usize,
     /// How often the state files are written (`--storage.path`); they are
     /// also written on shutdown. A SIGKILL loses at most this much: finishes
     /// seen since the last write may be counted again after the restart.
@@ -289,6 +292,15 @@ pub fn parse(
     } else {
         v.max_response_bytes = max_response_bytes;
     }
+    let max_in_flight_per_endpoint = top
+        .max_in_flight_per_endpoint
+        .unwrap_or(crate::collector::gate::DEFAULT_MAX_IN_FLIGHT);
+    if !(1..=10_000).contains(&max_in_flight_per_endpoint) {
+        v.error(
+            "max_in_flight_per_endpoint",
+            format!("{max_in_flight_per_endpoint} is outside 1..=10000"),
+        );
+    }
     let defaults: RawTuning = if top.defaults.is_null() {
         RawTuning::default()
     } else {
@@ -320,6 +332,7 @@ pub fn parse(
             scrape_timeout,
             scrape_timeout_margin,
             max_response_bytes,
+            max_in_flight_per_endpoint,
             state_interval,
             accounts,
             warnings: v.warnings,
@@ -926,6 +939,24 @@ accounts:
             .iter()
             .map(|e| e.to_string())
             .collect()
+    }
+
+    #[test]
+    fn max_in_flight_per_endpoint_defaults_to_32_and_is_bounded() {
+        assert_eq!(check(GOOD).unwrap().max_in_flight_per_endpoint, 32);
+        let body =
+            "accounts:\n  - name: a\n    vendor: testing\n    credentials: { id: x, secret: y }\n";
+        let c = check(&format!("max_in_flight_per_endpoint: 4\n{body}")).unwrap();
+        assert_eq!(c.max_in_flight_per_endpoint, 4);
+        for bad in ["0", "10001"] {
+            let errs = errors(&format!("max_in_flight_per_endpoint: {bad}\n{body}"));
+            assert_eq!(
+                errs,
+                vec![format!(
+                    r#"cfg.yml: key "max_in_flight_per_endpoint": {bad} is outside 1..=10000"#
+                )]
+            );
+        }
     }
 
     #[test]

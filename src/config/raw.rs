@@ -50,6 +50,7 @@ pub struct RawTop {
     pub scrape_timeout: Option<String>,
     pub scrape_timeout_margin: Option<String>,
     pub max_response_bytes: Option<usize>,
+    pub max_in_flight_per_endpoint: Option<usize>,
     pub state_interval: Option<String>,
     #[serde(default)]
     pub defaults: serde_yaml::Value,
