@@ -10,7 +10,7 @@
 //!
 //! Knobs (environment): `BENCH_EXPORTER` (the binary, required),
 //! `BENCH_VENDORS` (all real vendors), `BENCH_RATES` (10000,100000 tasks a
-//! day), `BENCH_INTERVAL` (15 s), `BENCH_STEADY` (300 s), `BENCH_SYNC_MAX`
+//! day), `BENCH_CLOUDFRONT_RATES` (1000 invalidations a day), `BENCH_INTERVAL` (15 s), `BENCH_STEADY` (300 s), `BENCH_SYNC_MAX`
 //! (900 s), `BENCH_DIR` (temp files).
 
 mod common;
@@ -18,7 +18,7 @@ mod common;
 use cdn_task_exporter::clock::{SharedClock, SystemClock};
 use cdn_task_exporter::config;
 use cdn_task_exporter::sim::{self, SimSetup, Traffic, World};
-use cdn_task_exporter::vendors::VendorKind;
+use cdn_task_exporter::vendors::{Stream, VendorKind};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -26,18 +26,61 @@ use std::time::{Duration, Instant};
 
 use common::env;
 
-/// The page size each vendor module asks for by default (its options'
-/// default page size, or the API's maximum where the module always asks
-/// for that).
-fn page_size(kind: VendorKind) -> u64 {
-    match kind.as_str() {
+/// Records per page of `stream`: what the vendor module says it asks for
+/// (its options' page size, bounded by `max_response_bytes`), else the
+/// API's maximum where the module always asks for that.
+fn page_size(account: &config::AccountConfig, stream: &Stream) -> u64 {
+    if let Some(p) = account.vendor.list_page_size(stream) {
+        return p.into();
+    }
+    match account.kind.as_str() {
         "cdnetworks" => cdn_task_exporter::vendors::cdnetworks::MAX_PAGE_SIZE.into(),
         "tencent" => cdn_task_exporter::vendors::tencent::MAX_PAGE_SIZE.into(),
         "cloudfront" => cdn_task_exporter::vendors::cloudfront::MAX_ITEMS.into(),
         "volcengine" => cdn_task_exporter::vendors::volcengine::MAX_PAGE_SIZE.into(),
-        // Aliyun `PageSize(100)`, UCloud `page_size: 100` (options' defaults).
         _ => 100,
     }
+}
+
+/// The warm-up's physical limit: per API, the pages its streams need for
+/// the lookback (plus CloudFront's one `GetInvalidation` per invalidation,
+/// for its paths) ÷ the budget's permits per second; the slowest API sets
+/// it. Returns (seconds, what each API needs).
+fn sync_limit(
+    account: &config::AccountConfig,
+    truth: &HashMap<(String, String), u64>,
+    invalidations: u64,
+) -> (f64, String) {
+    let names = account.kind.apis();
+    let mut calls = vec![0u64; account.rates.len()];
+    for stream in account.vendor.streams(&account.task_types) {
+        let types = account
+            .vendor
+            .stream_task_types(&stream, &account.task_types);
+        let tasks: u64 = truth
+            .iter()
+            .filter(|((t, _), _)| types.iter().any(|x| x.as_str() == t))
+            .map(|(_, n)| *n)
+            .sum();
+        calls[stream.api] += tasks.div_ceil(page_size(account, &stream)).max(1);
+    }
+    if account.kind == VendorKind::Cloudfront {
+        if let Some(get) = names.iter().position(|a| a.name == "GetInvalidation") {
+            calls[get] += invalidations;
+        }
+    }
+    let mut worst = 0.0f64;
+    let mut parts = Vec::new();
+    for (api, n) in calls.iter().enumerate().filter(|(_, n)| **n > 0) {
+        let r = account.rates[api];
+        let secs = *n as f64 / (f64::from(r.requests) / r.per.as_secs_f64());
+        parts.push(format!(
+            "{} {n} calls at {}/{:?}",
+            names[api].name, r.requests, r.per
+        ));
+        worst = worst.max(secs);
+    }
+    (worst, parts.join(", "))
 }
 
 fn value_of(line: &str) -> Option<f64> {
@@ -174,25 +217,30 @@ fn run(
         lookback,
     );
 
-    // The limit: each listing API pages through its share of the lookback
-    // (task types are generated uniformly, one listing API per type) at the
-    // budget's permits per second; the slowest API sets the warm-up.
-    let page = page_size(kind);
-    let in_lookback: u64 = truth(kind, &world, lookback).values().sum();
-    let types = spec.task_types.len().max(1) as u64;
-    let limit_secs = account
-        .rates
+    let in_lookback_truth = truth(kind, &world, lookback);
+    let in_lookback: u64 = in_lookback_truth.values().sum();
+    let invalidations = world
+        .list(
+            world.now() - lookback.as_secs() as i64,
+            world.now() + 1,
+            None,
+            None,
+        )
+        .len() as u64;
+    let (limit_secs, needs) = sync_limit(account, &in_lookback_truth, invalidations);
+    let types = account.vendor.streams(&account.task_types).len() as u64;
+    let page = account
+        .vendor
+        .streams(&account.task_types)
         .iter()
-        .take(types as usize)
-        .map(|r| {
-            let pages = (in_lookback / types).div_ceil(page).max(1) as f64;
-            pages / (f64::from(r.requests) / r.per.as_secs_f64())
-        })
-        .fold(0.0, f64::max);
+        .map(|st| page_size(account, st))
+        .min()
+        .unwrap_or(100);
 
     let config_path = dir.join(format!("{name}-{per_day}.yml"));
     std::fs::write(&config_path, &yaml).unwrap();
     let started = Instant::now();
+    let started_tokio = tokio::time::Instant::now();
     let (mut child, base) = common::start_exporter(
         &[exporter.to_string_lossy().into_owned()],
         &config_path,
@@ -214,13 +262,13 @@ fn run(
         })
     };
 
-    // First sync: scraped every interval as Prometheus does, and polled
-    // once a second in between so the finish time is not rounded up to a
-    // scrape.
+    // First sync: polled every 250 ms (a scrape starts only the refreshes
+    // that are due, so polling does not speed it up), so the finish time is
+    // not rounded up to a scrape interval.
     let mut synced_at = None;
     let mut last = Reading::default();
     while started.elapsed() < sync_max {
-        std::thread::sleep(Duration::from_secs(1));
+        std::thread::sleep(Duration::from_millis(250));
         let Some(text) = scrape() else { continue };
         last = read(&text);
         // Synced: the exporter says every task type has been fresh once
@@ -230,12 +278,23 @@ fn run(
             break;
         }
     }
-    let sync_calls = s.control.received().len();
+    let received = s.control.received();
+    let sync_calls = received.len();
+    // Where the time goes: process start and the first scrape until the
+    // first vendor call, then paging until the last call of the sync.
+    let first_call = received
+        .first()
+        .map_or(0.0, |r| (r.at - started_tokio).as_secs_f64());
+    let last_call = received
+        .last()
+        .map_or(0.0, |r| (r.at - started_tokio).as_secs_f64());
     let sync_off = mismatch(&last.tasks, &truth(kind, &world, lookback));
     let sync = match synced_at {
         Some(t) => format!(
-            "{t:.0} s against {limit_secs:.1} s ({:.2}×), {sync_calls} calls, off the truth by {sync_off} of {in_lookback} tasks",
-            t / limit_secs
+            "{t:.1} s from start against a limit of {limit_secs:.1} s ({:.2}×; {needs}); first vendor call at {first_call:.1} s, last at {last_call:.1} s: paging {:.1} s ({:.2}×); {sync_calls} calls; off the truth by {sync_off} of {in_lookback}",
+            t / limit_secs,
+            last_call - first_call,
+            (last_call - first_call) / limit_secs
         ),
         None => {
             let have: u64 = last.tasks.values().sum();
@@ -360,8 +419,24 @@ fn main() {
         sync_max,
     };
     let mut rows = Vec::new();
+    // CloudFront's first sync reads every invalidation's paths, one
+    // GetInvalidation each at 2.5 a second: 10,000 a day would be 67
+    // minutes of warm-up, far past what CloudFront accounts submit.
+    let cloudfront_rates: Vec<u64> = env("BENCH_CLOUDFRONT_RATES", "1000".to_owned())
+        .split(',')
+        .map(|r| {
+            r.trim()
+                .parse()
+                .expect("BENCH_CLOUDFRONT_RATES: invalidations a day")
+        })
+        .collect();
     for kind in &vendors {
-        for per_day in &rates {
+        let rates = if *kind == VendorKind::Cloudfront {
+            &cloudfront_rates
+        } else {
+            &rates
+        };
+        for per_day in rates {
             rows.push(run(&rt, &exporter, &dir, *kind, *per_day, &knobs));
         }
     }

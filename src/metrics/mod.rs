@@ -61,11 +61,18 @@ struct Block {
     /// Per piece: the first second a time-dependent one no longer holds
     /// (`at` for the others: never served by time).
     until: Box<[i64]>,
+    /// Unique for the process's life, unlike an address a freed block's
+    /// successor may reuse ([`Runs`] tells blocks apart by it).
+    id: u64,
 }
+
+/// The next [`Block::id`].
+static NEXT_BLOCK: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 impl Block {
     fn new((text, until): (Box<[Bytes]>, Box<[i64]>), at: i64) -> Self {
         Block {
+            id: NEXT_BLOCK.fetch_add(1, Ordering::Relaxed),
             text,
             gz: OnceLock::new(),
             at,
@@ -130,6 +137,40 @@ pub struct Renderer {
     /// A gzip scrape was served: blocks rendered at refresh time get
     /// their gzip members there too.
     gzip_seen: AtomicBool,
+    /// The cached families' pieces of the last plain and the last gzip
+    /// scrape.
+    runs: [Mutex<Runs>; 2],
+}
+
+/// The pieces each cached family took in the last scrape of one encoding,
+/// and the blocks they were made from. While no account changed, a scrape
+/// hands the same pieces over again: the short families it would copy and
+/// compress anew are the same bytes as last time.
+#[derive(Default)]
+struct Runs {
+    /// Block ids, in account order.
+    blocks: Vec<u64>,
+    /// By family index: `None` until written (and for the per-scrape
+    /// families).
+    pieces: Vec<Option<Box<[Bytes]>>>,
+}
+
+impl Runs {
+    /// Forgets the pieces unless `accounts` have the same blocks as when
+    /// they were made.
+    fn keep_if_same(&mut self, accounts: &[Current]) {
+        let same = self.blocks.len() == accounts.len()
+            && self
+                .blocks
+                .iter()
+                .zip(accounts)
+                .all(|(b, a)| *b == a.block.id);
+        if !same {
+            self.blocks = accounts.iter().map(|a| a.block.id).collect();
+            self.pieces.clear();
+        }
+        self.pieces.resize(FAMILIES.len(), None);
+    }
 }
 
 /// One account during a scrape.
@@ -215,6 +256,16 @@ trait Sink {
     fn fresh(&mut self) -> &mut String;
     /// Appends family `i` of a cached block.
     fn cached(&mut self, block: &Block, i: usize);
+    /// Moves everything written so far into the body.
+    fn flush(&mut self);
+    /// The body so far.
+    fn body(&mut self) -> &mut Exposition;
+    /// Whether the cached families' pieces are kept for the next scrape
+    /// ([`Runs`]); cutting the body at each family has a price where one
+    /// long run is cheaper.
+    fn keeps_runs(&self) -> bool {
+        true
+    }
 }
 
 /// The plain text exposition: fresh text and short cached pieces are
@@ -225,7 +276,7 @@ struct Plain {
     fresh: String,
 }
 
-impl Plain {
+impl Sink for Plain {
     fn flush(&mut self) {
         if !self.fresh.is_empty() {
             let cap = self.fresh.capacity();
@@ -233,9 +284,9 @@ impl Plain {
             self.out.push(Bytes::from(text));
         }
     }
-}
-
-impl Sink for Plain {
+    fn body(&mut self) -> &mut Exposition {
+        &mut self.out
+    }
     fn fresh(&mut self) -> &mut String {
         &mut self.fresh
     }
@@ -277,7 +328,9 @@ impl Gzip<'_> {
             self.pending.clear();
         }
     }
+}
 
+impl Sink for Gzip<'_> {
     /// Compresses the pending text and moves it into the body.
     fn flush(&mut self) {
         self.compress();
@@ -285,9 +338,14 @@ impl Gzip<'_> {
             self.out.push(Bytes::from(std::mem::take(&mut self.run)));
         }
     }
-}
-
-impl Sink for Gzip<'_> {
+    fn body(&mut self) -> &mut Exposition {
+        &mut self.out
+    }
+    /// Not when compressing everything in long runs: most accounts
+    /// changed, so the next scrape could reuse little.
+    fn keeps_runs(&self) -> bool {
+        !self.whole
+    }
     fn fresh(&mut self) -> &mut String {
         if self.pending.len() >= PENDING_MAX {
             self.compress();
@@ -474,7 +532,9 @@ impl Renderer {
             out: Exposition::default(),
             fresh: String::with_capacity(64 << 10),
         };
-        walk(c, &list, &accounts, now, &mut out);
+        let mut runs = self.runs[0].lock().unwrap_or_else(|p| p.into_inner());
+        walk(c, &list, &accounts, now, &mut runs, &mut out);
+        drop(runs);
         out.flush();
         out.out
     }
@@ -503,7 +563,9 @@ impl Renderer {
             z: &mut z,
             whole: changed * 2 > accounts.len(),
         };
-        walk(c, &list, &accounts, now, &mut out);
+        let mut runs = self.runs[1].lock().unwrap_or_else(|p| p.into_inner());
+        walk(c, &list, &accounts, now, &mut runs, &mut out);
+        drop(runs);
         out.flush();
         let body = out.out;
         self.give_back(z);
@@ -517,7 +579,15 @@ impl Renderer {
 }
 
 /// Writes every family of [`FAMILIES`] in order into `out`.
-fn walk(c: &Collector, list: &[Arc<Account>], accounts: &[Current], now: i64, out: &mut impl Sink) {
+fn walk(
+    c: &Collector,
+    list: &[Arc<Account>],
+    accounts: &[Current],
+    now: i64,
+    runs: &mut Runs,
+    out: &mut impl Sink,
+) {
+    runs.keep_if_same(accounts);
     let scrape = Scrape {
         now,
         started: c.started,
@@ -527,6 +597,23 @@ fn walk(c: &Collector, list: &[Arc<Account>], accounts: &[Current], now: i64, ou
         reload: c.reload_status(),
     };
     for (i, f) in FAMILIES.iter().enumerate() {
+        if matches!(f.source, Source::Cached(_)) && out.keeps_runs() {
+            out.flush();
+            if let Some(pieces) = &runs.pieces[i] {
+                for p in pieces.iter() {
+                    out.body().push(p.clone());
+                }
+                continue;
+            }
+            let from = out.body().pieces.len();
+            text::header(out.fresh(), f.name, f.kind.as_str(), f.help);
+            for r in accounts {
+                out.cached(&r.block, i);
+            }
+            out.flush();
+            runs.pieces[i] = Some(out.body().pieces.range(from..).cloned().collect());
+            continue;
+        }
         text::header(out.fresh(), f.name, f.kind.as_str(), f.help);
         match f.source {
             Source::Cached(_) => {
@@ -732,5 +819,65 @@ mod tests {
                 .filter(|l| l.contains("account="))
                 .collect::<Vec<_>>()
         );
+    }
+
+    #[test]
+    fn a_steady_scrape_hands_over_the_same_pieces_and_a_change_is_never_served_stale() {
+        let text = "accounts:\n  - { name: a, vendor: testing, credentials: { id: a, secret: x } }\n  - { name: b, vendor: testing, credentials: { id: b, secret: x } }\n";
+        let setups = crate::config::parse(text, "cfg.yml", &|_| None, &|_| Err("none".into()))
+            .unwrap()
+            .accounts;
+        let c = Collector::new(
+            setups,
+            Arc::new(crate::http::ReqwestTransport::new(1 << 20).unwrap()),
+            Arc::new(crate::clock::SystemClock),
+        );
+        let renderer = Renderer::new();
+        let shared = |x: &Exposition, y: &Exposition| {
+            x.pieces
+                .iter()
+                .filter(|p| y.pieces.iter().any(|q| q.as_ptr() == p.as_ptr()))
+                .count()
+        };
+        // Accounts' lines only: the process families change between scrapes.
+        let lines = |t: &str| {
+            t.lines()
+                .filter(|l| l.contains("account="))
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        };
+        let text = |e: &Exposition| String::from_utf8(e.to_vec()).unwrap();
+        let first = renderer.exposition(&c, 0);
+        let second = renderer.exposition(&c, 0);
+        assert!(lines(&text(&first)) == lines(&text(&second)));
+        assert!(
+            shared(&second, &first) >= 10,
+            "the cached families' pieces are handed over again"
+        );
+        // A request counted: account a's text changes, and the scrape
+        // writes it, not the pieces of before.
+        let a = &c.accounts()[0];
+        a.stats.count(0, crate::vendors::Outcome::Throttled);
+        let third = text(&renderer.exposition(&c, 0));
+        assert!(third.contains(
+            "cdn_vendor_api_requests_total{vendor=\"testing\",account=\"a\",api=\"ListTasks\",outcome=\"throttled\"} 1"
+        ));
+        assert!(lines(&third) == lines(&render(&c, 0)));
+        let gz = |e: Exposition| {
+            let mut out = String::new();
+            std::io::Read::read_to_string(
+                &mut flate2::read::MultiGzDecoder::new(&e.to_vec()[..]),
+                &mut out,
+            )
+            .unwrap();
+            out
+        };
+        let g1 = gz(renderer.exposition_gzip(&c, 0));
+        a.stats.count(0, crate::vendors::Outcome::Throttled);
+        let g2 = gz(renderer.exposition_gzip(&c, 0));
+        assert!(g2.contains("outcome=\"throttled\"} 2"));
+        assert!(lines(&g1) != lines(&g2));
+        assert!(lines(&g2) == lines(&gz(renderer.exposition_gzip(&c, 0))));
+        assert!(lines(&g2) == lines(&render(&c, 0)));
     }
 }
