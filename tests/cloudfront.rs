@@ -220,17 +220,23 @@ async fn pages_every_distribution_and_fetches_each_invalidation_once() {
 
 /// Invalidations in progress at the first sync complete later: those the
 /// head page shows are updated by the list for free, the others by one
-/// GetInvalidation each; once Completed, nothing asks about them again.
+/// GetInvalidation each (five finished invalidations after each of them
+/// make stretching the head listing back over them dearer); once
+/// Completed, nothing asks about them again.
 #[tokio::test(start_paused = true)]
 async fn in_progress_invalidations_are_rechecked_until_completed_then_never_again() {
     let clock: SharedClock = Arc::new(TokioClock::starting_at(T0));
     let w = World::new(clock.clone());
     let mut tasks = Vec::new();
     for i in 0..6 {
+        let created_at = T0 - 3600 + 100 * i as i64;
+        if i < 4 {
+            common::add_finished_tasks(&w, TYPES[0], created_at + 1, 5, &format!("fin{i}-"));
+        }
         let t = SimTask {
             id: format!("sim{i:04}"),
             task_type: TYPES[i % 2],
-            created_at: T0 - 3600 + i as i64,
+            created_at,
             domain: "www.example.com".into(),
             urls: (0..=i)
                 .map(|j| format!("https://www.example.com/{i}/{j}.js"))

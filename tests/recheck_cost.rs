@@ -61,10 +61,7 @@ struct Setup {
     /// New tasks a day: CloudFront's is lower, as its paths are fetched
     /// once per invalidation and AWS bills paths beyond 1,000 a month.
     tasks_per_day: f64,
-    /// The steady calls allowed over the fewest: the 1.2, except
-    /// CloudFront, which still re-checks one GetInvalidation per unfinished
-    /// invalidation (stretching its head listing back over them lost an
-    /// invalidation from the counts here, so it was left out).
+    /// The steady calls allowed over the fewest: the 1.2.
     max_ratio: f64,
     /// Counts are exact after every steady refresh. Not CDNetworks (its
     /// fetch budget lists every tenth minute) and not Tencent: a few URL
@@ -181,7 +178,7 @@ fn setup(kind: VendorKind, world: &Arc<World>, clock: &SharedClock) -> Setup {
                 per_new_task: 1,
                 any_window: false,
                 tasks_per_day: 1_000.0,
-                max_ratio: 1.45,
+                max_ratio: 1.2,
                 exact_each_refresh: true,
             }
         }

@@ -15,8 +15,11 @@
 //! `GetInvalidation` the first time it is seen — queued by the list parse
 //! and sent with the re-checks of the same refresh — and later list pages
 //! reuse what that call told. `InProgress` invalidations the head listing
-//! does not return are re-checked with `GetInvalidation` until `Completed`,
-//! then never again.
+//! does not return are re-checked until `Completed`, then never again: the
+//! driver prices each refresh's mix of stretching the head listing further
+//! back over them (100 a page) and one `GetInvalidation` each, and sends
+//! the cheaper (the list has no time filter, so never an older window
+//! alone).
 //!
 //! Quotas: CloudFront allows 3,000 file paths and 15 wildcard paths in
 //! progress per distribution. `cdn_quota_limit`/`cdn_quota_remaining` for
@@ -445,6 +448,16 @@ impl CloudfrontVendor {
 impl Vendor for CloudfrontVendor {
     fn kind(&self) -> VendorKind {
         VendorKind::Cloudfront
+    }
+
+    /// Re-listing is priced as the head listing paged further back (100
+    /// invalidations a page): the list has no time filter.
+    fn list_page_size(&self, _stream: &Stream) -> Option<u32> {
+        Some(self.opts.max_items())
+    }
+
+    fn lists_any_window(&self) -> bool {
+        false
     }
 
     /// One listing: every distribution, newest first, all types (the list
