@@ -121,21 +121,14 @@ fn read(text: &str) -> Reading {
     r
 }
 
-/// The simulator's counts in the lookback, as `cdn_tasks` counts them: one
-/// per task, or one per URL where the vendor lists URL records (Tencent,
-/// CDNetworks).
-fn truth(kind: VendorKind, world: &World, lookback: Duration) -> HashMap<(String, String), u64> {
-    let now = world.now();
-    let per_url = matches!(kind, VendorKind::Tencent | VendorKind::Cdnetworks);
-    let mut out = HashMap::new();
-    for t in world.list(now - lookback.as_secs() as i64, now + 1, None, None) {
-        let key = (
-            t.task_type.as_str().to_owned(),
-            t.status_at(now).as_str().to_owned(),
-        );
-        *out.entry(key).or_default() += if per_url { t.urls.len() as u64 } else { 1 };
-    }
-    out
+/// The simulator's counts in the lookback, as the vendor shows them and
+/// `cdn_tasks` counts them (its status words; one per URL record where the
+/// vendor lists URL records: Tencent, CDNetworks).
+fn truth(truth: &sim::Truth, world: &World, lookback: Duration) -> HashMap<(String, String), u64> {
+    truth(world.now() - lookback.as_secs() as i64)
+        .into_iter()
+        .map(|((t, st), n)| ((t.as_str().to_owned(), st.as_str().to_owned()), n))
+        .collect()
 }
 
 /// Absolute difference between two count maps, summed over every key.
@@ -217,7 +210,7 @@ fn run(
         lookback,
     );
 
-    let in_lookback_truth = truth(kind, &world, lookback);
+    let in_lookback_truth = truth(&s.truth, &world, lookback);
     let in_lookback: u64 = in_lookback_truth.values().sum();
     let invalidations = world
         .list(
@@ -288,7 +281,7 @@ fn run(
     let last_call = received
         .last()
         .map_or(0.0, |r| (r.at - started_tokio).as_secs_f64());
-    let sync_off = mismatch(&last.tasks, &truth(kind, &world, lookback));
+    let sync_off = mismatch(&last.tasks, &truth(&s.truth, &world, lookback));
     let sync = match synced_at {
         Some(t) => format!(
             "{t:.1} s from start against a limit of {limit_secs:.1} s ({:.2}×; {needs}); first vendor call at {first_call:.1} s, last at {last_call:.1} s: paging {:.1} s ({:.2}×); {sync_calls} calls; off the truth by {sync_off} of {in_lookback}",
@@ -326,7 +319,7 @@ fn run(
             std::thread::sleep(interval);
             let Some(text) = scrape() else { continue };
             let r = read(&text);
-            let now_truth = truth(kind, &world, lookback);
+            let now_truth = truth(&s.truth, &world, lookback);
             if r.last_success != prev {
                 refreshes += 1;
                 prev = r.last_success;

@@ -37,7 +37,9 @@ async fn start_sims() -> Sims {
             },
             Duration::from_secs(3600),
         );
-        let sim::Simulated { router, control } = (kind.spec().simulator)(&sim::SimSetup {
+        let sim::Simulated {
+            router, control, ..
+        } = (kind.spec().simulator)(&sim::SimSetup {
             world,
             clock: clock.clone(),
             id: ID.into(),

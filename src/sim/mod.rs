@@ -148,7 +148,14 @@ pub struct SimSetup {
 pub struct Simulated {
     pub router: axum::Router,
     pub control: Arc<Control>,
+    /// Ground truth as the vendor shows it (its status words, its records:
+    /// one per URL for Tencent and CDNetworks), of tasks created in
+    /// `[from, now]`, by type × status.
+    pub truth: Truth,
 }
+
+/// See [`Simulated::truth`].
+pub type Truth = Arc<dyn Fn(i64) -> HashMap<(TaskType, TaskStatus), u64> + Send + Sync>;
 
 impl Traffic {
     /// Seconds from one task to the next: around the mean gap, 0.5–1.5×.

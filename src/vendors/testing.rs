@@ -58,9 +58,11 @@ pub const SPEC: super::VendorSpec = super::VendorSpec {
     #[cfg(feature = "sim")]
     simulator: |s| {
         let sim = crate::sim::testing::TestingSim::new(s.world.clone(), &s.secret);
+        let world = s.world.clone();
         crate::sim::Simulated {
             control: sim.control.clone(),
             router: sim.router(),
+            truth: std::sync::Arc::new(move |from| world.truth(from)),
         }
     },
     demo_options: "",

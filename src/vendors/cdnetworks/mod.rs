@@ -72,9 +72,14 @@ pub const SPEC: super::VendorSpec = super::VendorSpec {
             &s.id,
             &s.secret,
         );
+        let truth: crate::sim::Truth = {
+            let world = s.world.clone();
+            std::sync::Arc::new(move |from| crate::sim::cdnetworks::truth(&world, from))
+        };
         crate::sim::Simulated {
             control: sim.control.clone(),
             router: sim.router(),
+            truth,
         }
     },
     demo_options: "",

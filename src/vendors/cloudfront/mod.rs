@@ -95,9 +95,14 @@ pub const SPEC: super::VendorSpec = super::VendorSpec {
             DEMO_DISTRIBUTIONS,
         )
         .with_clock(s.clock.clone());
+        let truth: crate::sim::Truth = {
+            let sim = sim.clone();
+            std::sync::Arc::new(move |from| sim.truth(from))
+        };
         crate::sim::Simulated {
             control: sim.control.clone(),
             router: sim.router(),
+            truth,
         }
     },
     demo_options: "\n    options: { distribution_ids: [EDEMO1EXAMPLE01, EDEMO2EXAMPLE02] }",

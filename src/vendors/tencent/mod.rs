@@ -75,9 +75,14 @@ pub const SPEC: super::VendorSpec = super::VendorSpec {
     simulator: |s| {
         let sim = crate::sim::tencent::TencentSim::new(s.world.clone(), &s.id, &s.secret)
             .with_clock(s.clock.clone());
+        let truth: crate::sim::Truth = {
+            let sim = sim.clone();
+            std::sync::Arc::new(move |from| sim.truth(from))
+        };
         crate::sim::Simulated {
             control: sim.control.clone(),
             router: sim.router(),
+            truth,
         }
     },
     demo_options: "",

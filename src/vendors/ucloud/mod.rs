@@ -68,9 +68,14 @@ pub const SPEC: super::VendorSpec = super::VendorSpec {
     #[cfg(feature = "sim")]
     simulator: |s| {
         let sim = crate::sim::ucloud::UcloudSim::new(s.world.clone(), &s.id, &s.secret);
+        let truth: crate::sim::Truth = {
+            let sim = sim.clone();
+            std::sync::Arc::new(move |from| sim.truth(from))
+        };
         crate::sim::Simulated {
             control: sim.control.clone(),
             router: sim.router(),
+            truth,
         }
     },
     demo_options: "",

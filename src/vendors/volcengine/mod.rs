@@ -72,9 +72,14 @@ pub const SPEC: super::VendorSpec = super::VendorSpec {
     simulator: |s| {
         let sim = crate::sim::volcengine::VolcengineSim::new(s.world.clone(), &s.id, &s.secret)
             .with_clock(s.clock.clone());
+        let truth: crate::sim::Truth = {
+            let world = s.world.clone();
+            std::sync::Arc::new(move |from| world.truth(from))
+        };
         crate::sim::Simulated {
             control: sim.control.clone(),
             router: sim.router(),
+            truth,
         }
     },
     demo_options: "\n    options: { cloud_account_ids: [demo-cloud-account] }",
