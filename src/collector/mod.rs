@@ -117,8 +117,6 @@ struct SyncState {
     finished: [[u64; 2]; 5],
     quotas: Vec<Quota>,
     last_quota: Option<Instant>,
-    /// Consecutive throttling answers per API, for backoff.
-    throttle_streak: Vec<u32>,
     /// Per stream: start of the last refresh that left it fresh.
     stream_success: Vec<Option<i64>>,
     /// Per stream: the most watched tasks a page with a next page held
@@ -150,6 +148,9 @@ pub struct Account {
     /// Shared with the account's successor when a reload restarts it with
     /// the same vendor and rates, so the two never overspend together.
     budget: Arc<Budget>,
+    /// Consecutive throttling answers per API, for backoff. Outside the
+    /// sync state: a stream's pages may be in flight together.
+    throttle_streak: Mutex<Vec<u32>>,
     /// What the account was built from; a reload keeps the account when the
     /// new config says the same.
     setup: AccountConfig,
@@ -224,8 +225,8 @@ impl Account {
                 finished: [[0; 2]; 5],
                 quotas: Vec::new(),
                 last_quota: None,
-                throttle_streak: vec![0; apis.len()],
             }),
+            throttle_streak: Mutex::new(vec![0; apis.len()]),
             snapshot: RwLock::new(Arc::new(Snapshot::default())),
             published: AtomicBool::new(false),
             details: Mutex::new(details::DetailStore::new(setup.settings.details.clone())),

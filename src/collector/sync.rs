@@ -18,12 +18,34 @@
 //! keeps its older success time, so data age describes the oldest data
 //! served, not the fastest stream.
 
+use super::budget::{Budget, Permit};
 use super::{gate, Account, SyncState};
 use crate::http::TransportError;
 use crate::vendors::{ApiError, Outcome, Parsed, Query, Unfinished, Window};
+use futures_util::stream::{FuturesOrdered, StreamExt};
 use std::collections::HashSet;
 use std::time::Duration;
 use tokio::time::Instant;
+
+/// The most pages of one listing in flight together
+/// ([`Account::paging_width`]).
+const MAX_PAGING_WIDTH: usize = 8;
+
+/// A permit that is released when dropped as well as after its answer: a
+/// page in flight past a listing's end (or a failure) is dropped
+/// mid-exchange, and its entry must still leave the budget's window.
+struct Held<'a> {
+    budget: &'a Budget,
+    permit: Option<Permit>,
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        if let Some(p) = self.permit.take() {
+            self.budget.release(p);
+        }
+    }
+}
 
 /// Why a query stopped early.
 enum Stop {
@@ -101,8 +123,9 @@ impl Account {
             return (None, ProbeResult::Unsupported);
         };
         let api = self.api_names.get(q.api()).copied();
-        let mut st = self.state.lock().await;
-        let result = match self.request(&mut st, &q, 1).await {
+        // Held so a probe never runs beside a refresh.
+        let _st = self.state.lock().await;
+        let result = match self.request(&q, 1).await {
             Ok(parsed) => ProbeResult::Ok(parsed),
             Err(Stop::Failed(e)) => ProbeResult::Failed(e),
             Err(Stop::Budget) => ProbeResult::Budget,
@@ -447,16 +470,38 @@ impl Account {
 
     /// Runs every page of `q` from `page`. On a budget stop mid-listing the
     /// page to resume at is remembered when `resumable`.
+    ///
+    /// Once an answer tells the last page ([`Parsed::known_last_page`]), the
+    /// pages up to it go [`Account::paging_width`] at a time: one after
+    /// another, a stream is bound by its answer time (Tencent's pages of
+    /// 1,000 records take ~0.3 s each, a third of what its budget allows),
+    /// and the budget still decides when each one leaves. Answers are folded
+    /// in page order, so a stop leaves every page before it merged.
     async fn run_query(
         &self,
         st: &mut SyncState,
         run: &mut Run,
         q: &Query,
-        mut page: u32,
+        page: u32,
         resumable: bool,
     ) -> Result<(), Stop> {
+        let width = self.paging_width(q.api());
+        let max_pages = self.settings.max_pages;
+        let mut in_flight = FuturesOrdered::new();
+        let mut to_send = page;
+        let mut known_last = 0u32;
         loop {
-            let parsed = match self.request(st, q, page).await {
+            while in_flight.is_empty()
+                || (in_flight.len() < width && to_send <= known_last.min(max_pages))
+            {
+                let p = to_send;
+                in_flight.push_back(async move { (p, self.request(q, p).await) });
+                to_send = to_send.saturating_add(1);
+            }
+            let Some((page, answer)) = in_flight.next().await else {
+                return Ok(());
+            };
+            let parsed = match answer {
                 Ok(p) => {
                     run.answered += 1;
                     p
@@ -474,25 +519,46 @@ impl Account {
                 Err(e) => return Err(e),
             };
             let next = parsed.next_page;
+            known_last = known_last.max(parsed.known_last_page.unwrap_or(0));
             self.merge(st, run, q, parsed);
             match next {
-                Some(n) if n > page && n <= self.settings.max_pages => page = n,
-                Some(n) if n > self.settings.max_pages => {
+                Some(n) if n > page && n <= max_pages => {
+                    if n != page + 1 {
+                        // Not the page after: what is in flight is not it.
+                        in_flight = FuturesOrdered::new();
+                        to_send = n;
+                    }
+                }
+                Some(n) if n > max_pages => {
                     return Err(Stop::Failed(ApiError::new(
                         Outcome::ParseError,
-                        format!("listing claims more than {} pages", self.settings.max_pages),
+                        format!("listing claims more than {max_pages} pages"),
                     )))
                 }
+                // The end; pages still in flight past it are dropped (their
+                // permits are released as they go).
                 _ => return Ok(()),
             }
         }
+    }
+
+    /// How many pages of one listing may be in flight together: about one
+    /// second of the API's budget, so answers up to a second long no longer
+    /// set the pace, and at most [`MAX_PAGING_WIDTH`] (one account does not
+    /// take its endpoint's whole in-flight cap). An API allowing fewer than
+    /// one call a second (CDNetworks) pages one at a time: its pages wait on
+    /// the budget, not on answers.
+    fn paging_width(&self, api: usize) -> usize {
+        let rate = self.budget.rate(api);
+        let per_second = f64::from(rate.requests) / rate.per.as_secs_f64().max(1e-3);
+        (per_second.floor() as usize).clamp(1, MAX_PAGING_WIDTH)
     }
 
     /// One request: permit, build, send, classify; retries transient
     /// failures, each retry taking its own permit. A retry that finds no
     /// permit reports the failure it was retrying: running out of budget
     /// afterwards does not make a failed answer usable.
-    async fn request(&self, st: &mut SyncState, q: &Query, page: u32) -> Result<Parsed, Stop> {
+    async fn request(&self, q: &Query, page: u32) -> Result<Parsed, Stop> {
         let api = q.api();
         let mut attempt = 0u32;
         let mut failure: Option<ApiError> = None;
@@ -521,10 +587,14 @@ impl Account {
             else {
                 return Err(failure.map_or(Stop::Budget, Stop::Failed));
             };
+            let held = Held {
+                budget: &self.budget,
+                permit: Some(permit),
+            };
             let req = match self.vendor.build(q, page, self.clock.now()) {
                 Ok(r) => r,
                 Err(e) => {
-                    self.budget.release(permit);
+                    drop(held);
                     return Err(Stop::Failed(ApiError::new(
                         Outcome::ClientError,
                         e.to_string(),
@@ -536,7 +606,7 @@ impl Account {
                 .transport
                 .send(req, self.settings.request_timeout)
                 .await;
-            self.budget.release(permit);
+            drop(held);
             drop(slot);
             self.stats.latency[api].observe(t0.elapsed().as_secs_f64());
             let result = match sent {
@@ -553,15 +623,18 @@ impl Account {
             match result {
                 Ok(parsed) => {
                     self.stats.count(api, Outcome::Ok);
-                    st.throttle_streak[api] = 0;
+                    self.throttle_streak()[api] = 0;
                     return Ok(parsed);
                 }
                 Err(e) => {
                     self.stats.count(api, e.outcome);
                     tracing::debug!(vendor = %self.kind, account = %self.name, api = self.api_names[api], outcome = e.outcome.as_str(), error = %e, "request failed");
                     if e.outcome == Outcome::Throttled {
-                        let streak = st.throttle_streak[api].min(6);
-                        st.throttle_streak[api] += 1;
+                        let streak = {
+                            let mut streaks = self.throttle_streak();
+                            streaks[api] += 1;
+                            (streaks[api] - 1).min(6)
+                        };
                         let per = self.budget.rate(api).per.max(Duration::from_secs(1));
                         let pause = e
                             .retry_after
@@ -580,6 +653,12 @@ impl Account {
                 }
             }
         }
+    }
+
+    fn throttle_streak(&self) -> std::sync::MutexGuard<'_, Vec<u32>> {
+        self.throttle_streak
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     /// Folds one response into the cache, counting first-seen finishes.
@@ -719,6 +798,7 @@ mod tests {
                     .collect(),
                 quotas: vec![],
                 next_page: (paged && page < 3).then_some(page + 1),
+                known_last_page: None,
             })
         }
     }
@@ -976,6 +1056,7 @@ mod health {
                     .iter()
                     .any(|(k, _)| k == "x-endless")
                     .then_some(page + 1),
+                known_last_page: None,
             })
         }
     }
@@ -1299,5 +1380,275 @@ mod health {
         a.refresh().await;
         assert_eq!(script.calls("scarce"), 2, "no permit");
         assert!(!a.snapshot().up, "nothing asked: still down");
+    }
+}
+
+#[cfg(test)]
+mod paging {
+    //! Pages whose offsets an answer's total makes known go together
+    //! ([`Account::paging_width`]), are folded in page order, and leave the
+    //! budget as they would one at a time. The scripted vendor holds
+    //! `pages` full pages of 10 tasks and claims `claimed` in its total.
+    use super::super::{budget::Budget, Collector, Settings};
+    use super::Held;
+    use crate::api::Rate;
+    use crate::clock::TokioClock;
+    use crate::config::AccountConfig as AccountSetup;
+    use crate::http::{HttpRequest, HttpResponse, Method, SendFuture, Transport};
+    use crate::task::{Task, TaskStatus, TaskType};
+    use crate::vendors::{
+        ApiError, BuildError, Parsed, Query, Stream, Unfinished, Vendor, VendorKind,
+    };
+    use chrono::{DateTime, Utc};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    const T0: i64 = 1_700_000_000;
+    const PER_PAGE: usize = 10;
+
+    #[derive(Debug)]
+    struct Totalled;
+
+    impl Vendor for Totalled {
+        fn kind(&self) -> VendorKind {
+            VendorKind::Testing
+        }
+        fn streams(&self, _: &[TaskType]) -> Vec<Stream> {
+            vec![Stream {
+                api: 0,
+                task_type: Some(TaskType::Prefetch),
+            }]
+        }
+        fn plan_rechecks(&self, _: &[Unfinished]) -> Vec<Query> {
+            Vec::new()
+        }
+        fn build(&self, _: &Query, page: u32, _: DateTime<Utc>) -> Result<HttpRequest, BuildError> {
+            Ok(HttpRequest {
+                method: Method::Get,
+                url: format!("http://sim/{page}"),
+                headers: vec![],
+                body: vec![],
+            })
+        }
+        fn parse(&self, _: &Query, page: u32, r: &HttpResponse) -> Result<Parsed, ApiError> {
+            let header = |name: &str| {
+                r.headers
+                    .iter()
+                    .find(|(k, _)| k == name)
+                    .and_then(|(_, v)| v.parse::<u32>().ok())
+            };
+            let ids: Vec<i64> = serde_json::from_slice(&r.body).unwrap_or_default();
+            Ok(Parsed {
+                tasks: ids
+                    .into_iter()
+                    .map(|n| Task {
+                        id: format!("t{n}"),
+                        task_type: TaskType::Prefetch,
+                        status: TaskStatus::Success,
+                        url_count: 1,
+                        urls: Vec::new(),
+                        domain: None,
+                        created_at: T0 - 3600 + n,
+                        finished_at: None,
+                        progress: None,
+                        error: None,
+                    })
+                    .collect(),
+                quotas: vec![],
+                next_page: header("x-more").map(|_| page + 1),
+                known_last_page: header("x-total")
+                    .and_then(|t| crate::vendors::pages_of(t.into(), PER_PAGE as u64)),
+            })
+        }
+    }
+
+    /// The vendor's side: pages asked for in order of arrival, and the most
+    /// in flight at once. Answers take 100 ms; pages past the real ones
+    /// (when the total overstates) take 1 s, so they are still in flight
+    /// when the listing ends.
+    #[derive(Clone, Default)]
+    struct Script {
+        pages: usize,
+        claimed: usize,
+        asked: Arc<Mutex<Vec<u32>>>,
+        now: Arc<AtomicUsize>,
+        most: Arc<AtomicUsize>,
+    }
+
+    impl Transport for Script {
+        fn send(&self, req: HttpRequest, _: Duration) -> SendFuture<'_> {
+            let page: u32 = req
+                .url
+                .rsplit('/')
+                .next()
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(0);
+            self.asked.lock().unwrap().push(page);
+            let n = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most.fetch_max(n, Ordering::SeqCst);
+            let real = page as usize <= self.pages;
+            let ids: Vec<i64> = if real {
+                let first = (page as usize - 1) * PER_PAGE;
+                (first..first + PER_PAGE).map(|i| i as i64).collect()
+            } else {
+                Vec::new()
+            };
+            let mut headers = vec![("x-total".into(), (self.claimed * PER_PAGE).to_string())];
+            if (page as usize) < self.pages {
+                headers.push(("x-more".into(), "1".into()));
+            }
+            Box::pin(async move {
+                let wait = if real { 100 } else { 1000 };
+                tokio::time::sleep(Duration::from_millis(wait)).await;
+                self.now.fetch_sub(1, Ordering::SeqCst);
+                Ok(HttpResponse {
+                    status: 200,
+                    headers,
+                    body: serde_json::to_vec(&ids).unwrap(),
+                })
+            })
+        }
+    }
+
+    impl Script {
+        fn new(pages: usize, claimed: usize) -> Self {
+            Script {
+                pages,
+                claimed,
+                ..Script::default()
+            }
+        }
+        fn take_asked(&self) -> Vec<u32> {
+            std::mem::take(&mut *self.asked.lock().unwrap())
+        }
+    }
+
+    fn collector(script: &Script, rate: Rate, max_permit_wait: Duration) -> Collector {
+        Collector::new(
+            vec![AccountSetup {
+                context: Default::default(),
+                name: "a".into(),
+                kind: VendorKind::Testing,
+                vendor: Arc::new(Totalled),
+                options: Default::default(),
+                rates: vec![rate],
+                task_types: vec![TaskType::Prefetch],
+                settings: Settings {
+                    lookback: Duration::from_secs(7200),
+                    max_permit_wait,
+                    ..Settings::default()
+                },
+            }],
+            Arc::new(script.clone()),
+            Arc::new(TokioClock::starting_at(T0)),
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pages_a_total_makes_known_go_together_and_all_are_folded() {
+        let script = Script::new(6, 6);
+        let c = collector(
+            &script,
+            Rate::new(8, Duration::from_secs(1)),
+            Duration::from_secs(5),
+        );
+        let a = &c.accounts()[0];
+        a.refresh().await;
+        let s = a.snapshot();
+        assert!(s.up && s.last_error.is_none(), "{:?}", s.last_error);
+        assert_eq!(s.cache_tasks, 6 * PER_PAGE);
+        let mut asked = script.take_asked();
+        assert_eq!(asked[0], 1, "the first page tells the total");
+        asked.sort_unstable();
+        assert_eq!(asked, vec![1, 2, 3, 4, 5, 6], "each page once");
+        assert_eq!(
+            script.most.load(Ordering::SeqCst),
+            5,
+            "pages 2 to 6 in flight together"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_page_at_a_time_when_the_budget_allows_under_one_a_second() {
+        let script = Script::new(4, 4);
+        let c = collector(
+            &script,
+            Rate::new(10, Duration::from_secs(60)),
+            Duration::from_secs(60),
+        );
+        let a = &c.accounts()[0];
+        a.refresh().await;
+        assert_eq!(a.snapshot().cache_tasks, 4 * PER_PAGE);
+        assert_eq!(script.take_asked(), vec![1, 2, 3, 4]);
+        assert_eq!(script.most.load(Ordering::SeqCst), 1);
+    }
+
+    /// A total that overstates: paging ends at the answer with no next
+    /// page; the pages still in flight past it are dropped, and their
+    /// permits leave the window all the same, so the next refresh has the
+    /// whole budget again.
+    #[tokio::test(start_paused = true)]
+    async fn an_overstated_total_ends_where_an_answer_has_no_next_page() {
+        let script = Script::new(3, 8);
+        let rate = Rate::new(8, Duration::from_secs(1));
+        let c = collector(&script, rate, Duration::ZERO);
+        let a = &c.accounts()[0];
+        a.refresh().await;
+        assert!(a.snapshot().up);
+        assert_eq!(a.snapshot().cache_tasks, 3 * PER_PAGE);
+        let mut asked = script.take_asked();
+        asked.sort_unstable();
+        assert_eq!(asked, (1..=8).collect::<Vec<u32>>());
+        // Dropped mid-answer, pages 4 to 8 were released: after a window
+        // all 8 permits are free, and with no wait allowed the next
+        // refresh still gets every page it asks for.
+        tokio::time::advance(Duration::from_secs(3)).await;
+        a.refresh().await;
+        let s = a.snapshot();
+        assert!(s.up && s.last_error.is_none(), "{:?}", s.last_error);
+        assert_eq!(script.take_asked().len(), 8, "page 1, then 2 to 8 together");
+    }
+
+    /// Out of budget mid-listing (no wait allowed): the pages before the
+    /// first one refused are folded and none after it, and the deferral is
+    /// not a failure.
+    #[tokio::test(start_paused = true)]
+    async fn a_budget_stop_mid_listing_folds_the_pages_before_it() {
+        let script = Script::new(6, 6);
+        let c = collector(
+            &script,
+            Rate::new(3, Duration::from_secs(1)),
+            Duration::ZERO,
+        );
+        let a = &c.accounts()[0];
+        a.refresh().await;
+        let s = a.snapshot();
+        assert!(s.last_error.is_none(), "{:?}", s.last_error);
+        assert_eq!(s.cache_tasks, 3 * PER_PAGE);
+        let mut asked = script.take_asked();
+        asked.sort_unstable();
+        assert_eq!(asked, vec![1, 2, 3], "3 permits a second, no wait");
+    }
+
+    /// The guard behind the overstated total: a permit dropped in flight still
+    /// leaves the window (a bare `Permit` would count as in flight for
+    /// ever and hold one slot of the budget).
+    #[tokio::test(start_paused = true)]
+    async fn a_permit_dropped_in_flight_leaves_the_window() {
+        let budget = Budget::new([Rate::new(1, Duration::from_secs(1))]);
+        let permit = budget.acquire(0, Duration::ZERO).await.expect("a permit");
+        drop(Held {
+            budget: &budget,
+            permit: Some(permit),
+        });
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(budget.wait_time(0), Duration::ZERO);
+        let _kept = budget.acquire(0, Duration::ZERO).await.expect("a permit");
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert!(
+            budget.wait_time(0) > Duration::ZERO,
+            "an unreleased permit holds its slot"
+        );
     }
 }

@@ -322,6 +322,18 @@ pub struct Parsed {
     pub quotas: Vec<Quota>,
     /// The next page to request, or `None` when this was the last.
     pub next_page: Option<u32>,
+    /// The last page the answer's total shows to exist, when it tells one:
+    /// the pages up to it may be asked for at once (their offsets are
+    /// known), where `next_page` alone allows one after another. A lower
+    /// bound: paging still ends only where an answer has no next page.
+    pub known_last_page: Option<u32>,
+}
+
+/// The pages `total` records fill at `page_size` a page (`None` for an
+/// empty listing or a zero page size), for [`Parsed::known_last_page`].
+pub fn pages_of(total: u64, page_size: u64) -> Option<u32> {
+    (total > 0 && page_size > 0)
+        .then(|| u32::try_from(total.div_ceil(page_size)).unwrap_or(u32::MAX))
 }
 
 /// A failed request, classified. The message is the vendor's own text and

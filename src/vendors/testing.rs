@@ -290,6 +290,9 @@ impl Vendor for TestingVendor {
                         .collect(),
                     quotas: Vec::new(),
                     next_page,
+                    known_last_page: matches!(query, Query::List { .. })
+                        .then(|| super::pages_of(l.total, u64::from(self.opts.page_size)))
+                        .flatten(),
                 })
             }
         }

@@ -436,6 +436,10 @@ impl Vendor for AliyunVendor {
                     tasks: tasks(entries, stream.task_type, &resp.body)?,
                     quotas: Vec::new(),
                     next_page,
+                    known_last_page: l
+                        .total_count
+                        .and_then(|t| crate::vendors::pages_of(t, size))
+                        .map(|p| p.min(MAX_PAGE_NUMBER)),
                 })
             }
             Query::ById { task_type, .. } => {

@@ -317,8 +317,10 @@ fn parses_mixed_statuses_and_skips_block_tasks() {
         p.tasks[1].error.as_deref(),
         Some("Origin Return StatusCode 5XX")
     );
-    // A full page (5 entries, block included) of 12: there is a page 2.
+    // A full page (5 entries, block included) of 12: there is a page 2,
+    // and a page 3 is known from the total.
     assert_eq!(p.next_page, Some(2));
+    assert_eq!(p.known_last_page, Some(3));
 }
 
 fn page_of(n: usize, page: u32, size: u32, total: Option<u64>) -> HttpResponse {

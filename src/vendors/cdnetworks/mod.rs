@@ -404,6 +404,7 @@ impl Vendor for CdnetworksVendor {
             tasks,
             quotas: Vec::new(),
             next_page,
+            known_last_page: None,
         })
     }
 }

@@ -402,6 +402,7 @@ impl CloudfrontVendor {
             tasks,
             quotas: Self::quotas(&st, self.opts.distribution_ids.len()),
             next_page,
+            known_last_page: None,
         })
     }
 
@@ -446,6 +447,7 @@ impl CloudfrontVendor {
             tasks: vec![task],
             quotas: Self::quotas(&st, self.opts.distribution_ids.len()),
             next_page: None,
+            known_last_page: None,
         })
     }
 }

@@ -292,6 +292,12 @@ impl TencentVendor {
         let full = n > 0 && n as i64 >= self.limit();
         (full && total.is_none_or(|t| shown < t)).then_some(page.saturating_add(1))
     }
+
+    /// The pages `TotalCount` records fill.
+    fn known_last_page(&self, total: Option<i64>) -> Option<u32> {
+        let total = u64::try_from(total?).ok()?;
+        crate::vendors::pages_of(total, u64::try_from(self.limit()).ok()?)
+    }
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, BuildError> {
@@ -469,6 +475,7 @@ impl Vendor for TencentVendor {
                     tasks,
                     quotas: Vec::new(),
                     next_page: self.next_page(page, n, body.total_count),
+                    known_last_page: self.known_last_page(body.total_count),
                 })
             }
             Query::ById {
@@ -481,6 +488,7 @@ impl Vendor for TencentVendor {
                     tasks,
                     quotas: Vec::new(),
                     next_page: self.next_page(page, n, body.total_count),
+                    known_last_page: self.known_last_page(body.total_count),
                 })
             }
         }

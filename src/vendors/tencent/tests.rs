@@ -275,6 +275,15 @@ fn paging_uses_the_total_and_stops_on_a_short_page() {
     // A full last page: the total says it was the last.
     assert_eq!(v.parse(&q, 2, &page(2, 4)).expect("ok").next_page, None);
     assert_eq!(v.parse(&q, 1, &page(0, 0)).expect("ok").next_page, None);
+    // `TotalCount` 5 at 2 a page: pages 2 and 3 can be asked for at once.
+    assert_eq!(
+        v.parse(&q, 1, &page(2, 5)).expect("ok").known_last_page,
+        Some(3)
+    );
+    assert_eq!(
+        v.parse(&q, 1, &page(0, 0)).expect("ok").known_last_page,
+        None
+    );
     let p = v.parse(&q, 1, &page(2, 5)).expect("ok");
     assert_eq!(p.tasks[0].created_at, 1_708_311_600);
 }

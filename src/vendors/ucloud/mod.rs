@@ -334,21 +334,26 @@ impl Vendor for UcloudVendor {
             }
             tasks.push(api::to_task(t, prefetch).map_err(|e| ApiError::parse(e, &resp.body))?);
         }
-        let next_page = match query {
+        let (next_page, known_last_page) = match query {
             Query::List { .. } => {
                 let seen = u64::from(page.saturating_sub(1)) * u64::from(self.page_size)
                     + list.len() as u64;
                 let total = r.total_count.unwrap_or(0);
-                (!list.is_empty() && seen < total)
+                let next = (!list.is_empty() && seen < total)
                     .then(|| page.checked_add(1))
-                    .flatten()
+                    .flatten();
+                (
+                    next,
+                    crate::vendors::pages_of(total, u64::from(self.page_size)),
+                )
             }
-            _ => None,
+            _ => (None, None),
         };
         Ok(Parsed {
             tasks,
             quotas: Vec::new(),
             next_page,
+            known_last_page,
         })
     }
 }
@@ -564,6 +569,7 @@ mod tests {
         };
         let p1 = v.parse(&q, 1, &page(&["a", "b"], 3)).unwrap();
         assert_eq!(p1.next_page, Some(2));
+        assert_eq!(p1.known_last_page, Some(2), "3 tasks at 2 a page");
         assert_eq!(p1.tasks[0].task_type, TaskType::RefreshDir);
         assert_eq!(p1.tasks[0].status, TaskStatus::Pending);
         assert_eq!(p1.tasks[0].progress, None);

@@ -376,7 +376,7 @@ impl Vendor for VolcengineVendor {
                 })
             }
             Query::List { stream, .. } => {
-                let (tasks, n) = list(resp, stream.task_type)?;
+                let (tasks, n, total) = list(resp, stream.task_type)?;
                 // `Total` may count tasks or pages: page until a short page.
                 let full = n >= self.opts.page_size as usize && n > 0;
                 Ok(Parsed {
@@ -385,10 +385,15 @@ impl Vendor for VolcengineVendor {
                     // Checked: `u32::MAX` has no next page (saturating
                     // would ask for the same page again).
                     next_page: full.then(|| page.checked_add(1)).flatten(),
+                    // Read as tasks, `Total` gives at most the pages there
+                    // are in either reading (P pages make no more than
+                    // P / PageSize), so no page past the end is asked for.
+                    known_last_page: total
+                        .and_then(|t| crate::vendors::pages_of(t, u64::from(self.opts.page_size))),
                 })
             }
             Query::ById { task_type, .. } => {
-                let (tasks, _) = list(resp, *task_type)?;
+                let (tasks, ..) = list(resp, *task_type)?;
                 Ok(Parsed {
                     tasks,
                     ..Parsed::default()
@@ -398,12 +403,12 @@ impl Vendor for VolcengineVendor {
     }
 }
 
-/// Tasks of a list answer, and how many the page held (before dropping
-/// unusable ones).
+/// Tasks of a list answer, how many the page held (before dropping
+/// unusable ones) and the answer's `Total`.
 fn list(
     resp: &HttpResponse,
     fallback: Option<TaskType>,
-) -> Result<(Vec<crate::task::Task>, usize), ApiError> {
+) -> Result<(Vec<crate::task::Task>, usize, Option<u64>), ApiError> {
     let env = api::envelope::<ListResult>(resp)?;
     let r = env
         .result
@@ -413,7 +418,8 @@ fn list(
         .iter()
         .filter_map(|t| api::to_task(t, fallback))
         .collect();
-    Ok((tasks, wire.len()))
+    let total = r.pagination.and_then(|p| p.total);
+    Ok((tasks, wire.len(), total.and_then(|t| u64::try_from(t).ok())))
 }
 
 #[cfg(test)]
@@ -675,6 +681,13 @@ mod tests {
             }
         };
         assert_eq!(v.parse(&q, 1, &page(2)).expect("ok").next_page, Some(2));
+        // `Total` 1 read as tasks: one page known, though this answer says a
+        // page 2 may follow (as it would if `Total` counted pages): the
+        // reading never asks past the end, paging goes on one at a time.
+        assert_eq!(
+            v.parse(&q, 1, &page(2)).expect("ok").known_last_page,
+            Some(1)
+        );
         assert_eq!(v.parse(&q, 2, &page(1)).expect("ok").next_page, None);
         assert_eq!(v.parse(&q, 3, &page(0)).expect("ok").next_page, None);
     }
