@@ -26,6 +26,41 @@ use std::time::{Duration, Instant};
 
 use common::env;
 
+/// The simulator's side of the sync: the time it spent answering (summed
+/// over requests, so it exceeds the wall time when answers overlap) and
+/// the most requests it held at once. When the simulator's busy time
+/// approaches the paging time with one request at a time, the simulator,
+/// not the exporter's paging, set the pace.
+#[derive(Default)]
+struct Busy {
+    state: std::sync::Mutex<(Duration, usize, usize)>,
+}
+
+impl Busy {
+    fn read(&self) -> (f64, usize) {
+        let g = self.state.lock().unwrap();
+        (g.0.as_secs_f64(), g.2)
+    }
+}
+
+async fn busy_layer(
+    axum::extract::State(busy): axum::extract::State<Arc<Busy>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    {
+        let mut g = busy.state.lock().unwrap();
+        g.1 += 1;
+        g.2 = g.2.max(g.1);
+    }
+    let t0 = Instant::now();
+    let res = next.run(req).await;
+    let mut g = busy.state.lock().unwrap();
+    g.0 += t0.elapsed();
+    g.1 -= 1;
+    res
+}
+
 /// Records per page of `stream`: what the vendor module says it asks for
 /// (its options' page size, bounded by `max_response_bytes`), else the
 /// API's maximum where the module always asks for that.
@@ -70,6 +105,7 @@ fn sync_limit(
         }
     }
     let mut worst = 0.0f64;
+    let mut in_turn = 0.0f64;
     let mut parts = Vec::new();
     for (api, n) in calls.iter().enumerate().filter(|(_, n)| **n > 0) {
         let r = account.rates[api];
@@ -79,6 +115,12 @@ fn sync_limit(
             names[api].name, r.requests, r.per
         ));
         worst = worst.max(secs);
+        in_turn += secs;
+    }
+    // The exporter lists its streams one after another, so APIs with
+    // budgets of their own (Tencent purge and push) add up.
+    if parts.len() > 1 {
+        parts.push(format!("{in_turn:.1} s with the APIs in turn"));
     }
     (worst, parts.join(", "))
 }
@@ -187,7 +229,12 @@ fn run(
         id: id.clone(),
         secret: secret.clone(),
     });
-    let (addr, server) = rt.block_on(sim::serve(s.router)).unwrap();
+    let busy = Arc::new(Busy::default());
+    let router = s.router.layer(axum::middleware::from_fn_with_state(
+        busy.clone(),
+        busy_layer,
+    ));
+    let (addr, server) = rt.block_on(sim::serve(router)).unwrap();
     let name = format!("{kind}-sync");
     let yaml = format!(
         "accounts:\n  - name: {name}\n    vendor: {kind}\n    endpoint: http://{addr}\n    credentials: {{ id: {id}, secret: {secret} }}{}\n",
@@ -273,6 +320,7 @@ fn run(
     }
     let received = s.control.received();
     let sync_calls = received.len();
+    let (handled, most) = busy.read();
     // Where the time goes: process start and the first scrape until the
     // first vendor call, then paging until the last call of the sync.
     let first_call = received
@@ -284,7 +332,7 @@ fn run(
     let sync_off = mismatch(&last.tasks, &truth(&s.truth, &world, lookback));
     let sync = match synced_at {
         Some(t) => format!(
-            "{t:.1} s from start against a limit of {limit_secs:.1} s ({:.2}×; {needs}); first vendor call at {first_call:.1} s, last at {last_call:.1} s: paging {:.1} s ({:.2}×); {sync_calls} calls; off the truth by {sync_off} of {in_lookback}",
+            "{t:.1} s from start against a limit of {limit_secs:.1} s ({:.2}×; {needs}); first vendor call at {first_call:.1} s, last at {last_call:.1} s: paging {:.1} s ({:.2}×); {sync_calls} calls, at most {most} in flight, the simulator busy {handled:.1} s answering them; off the truth by {sync_off} of {in_lookback}",
             t / limit_secs,
             last_call - first_call,
             (last_call - first_call) / limit_secs

@@ -118,7 +118,13 @@ async fn pages_every_object_type_within_three_days_and_the_budget() {
         .filter(|r| r.param("ObjectType") == Some("file"))
         .map(|r| r.param("PageNumber").unwrap_or("?"))
         .collect();
-    assert_eq!(file_pages, ["1", "2", "3"], "250 file tasks, 100 a page");
+    // The first sync lists its newest `overlap` apart (page 1, empty here),
+    // then the rest: 250 file tasks, 100 a page.
+    assert_eq!(
+        file_pages,
+        ["1", "1", "2", "3"],
+        "250 file tasks, 100 a page"
+    );
     for ot in ["file", "directory", "regex", "preload"] {
         assert!(
             lists.iter().any(|r| r.param("ObjectType") == Some(ot)),
@@ -313,7 +319,11 @@ async fn throttling_backs_off_counts_and_holds_the_budget() {
     // Budget held: 0.5 x 5/s, rejected calls included.
     let worst = max_in_window(&log, LIST, Duration::from_secs(1));
     assert!(worst <= 2, "{worst} list requests in one second");
-    assert_eq!(SHOP.requests(&m, LIST, "ok"), 7.0, "7 pages of 100");
+    assert_eq!(
+        SHOP.requests(&m, LIST, "ok"),
+        8.0,
+        "the first sync's newest `overlap`, then 7 pages of 100"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -179,13 +179,18 @@ async fn throttling_backs_off_is_counted_and_the_budget_holds() {
     let sim = TencentSim::new(w.clone(), ID, KEY).with_clock(clock.clone());
     sim.control
         .limit("DescribePurgeTasks", Rate::new(5, Duration::from_secs(1)));
+    // One request in flight at a time, so every request after a 429 in
+    // the log was sent after the exporter read it (pages in flight
+    // together meet a throttling at once: `pages_throttled_together_
+    // pause_the_api_once` in src/collector/sync.rs).
+    let yaml = account_yaml(
+        "https://cdn.tencentcloudapi.test",
+        ID,
+        KEY,
+        "    rate_budget: { DescribePurgeTasks: 10/1s }\n    max_permit_wait: 10s\n    options: { page_size: 100 }",
+    );
     let c = collector(
-        &account_yaml(
-            "https://cdn.tencentcloudapi.test",
-            ID,
-            KEY,
-            "    rate_budget: { DescribePurgeTasks: 10/1s }\n    max_permit_wait: 10s\n    options: { page_size: 100 }",
-        ),
+        &format!("max_in_flight_per_endpoint: 1\n{yaml}"),
         Arc::new(RouterTransport::new(sim.clone().router())),
         clock,
     );

@@ -118,12 +118,20 @@ async fn both_apis_page_through_and_match_the_ground_truth_with_unknow() {
             .map(|s| truth.get(&(t, *s)).copied().unwrap_or(0))
             .sum::<u64>()
     };
+    // A first sync lists its newest `overlap` apart (the rest goes several
+    // pages at a time): one listing more, which costs at most one page
+    // more than one listing of the whole window.
     let pages = |n: u64| n.div_ceil(25) as usize;
-    assert_eq!(pf, pages(per_type(TaskType::Prefetch)), "prefetch pages");
-    assert_eq!(
-        rf,
-        pages(per_type(TaskType::RefreshFile) + per_type(TaskType::RefreshDir)),
-        "refresh pages"
+    let within = |calls: usize, n: u64| calls == pages(n) || calls == pages(n) + 1;
+    let prefetches = per_type(TaskType::Prefetch);
+    assert!(
+        within(pf, prefetches),
+        "prefetch: {pf} calls for {prefetches} tasks"
+    );
+    let refreshes = per_type(TaskType::RefreshFile) + per_type(TaskType::RefreshDir);
+    assert!(
+        within(rf, refreshes),
+        "refresh: {rf} calls for {refreshes} tasks"
     );
     eprintln!("ucloud paging: {n} tasks, {pf} prefetch pages, {rf} refresh pages of 25");
     assert!(pf >= 3 && rf >= 6, "{pf} {rf}");
@@ -331,14 +339,15 @@ async fn sim_enforces_its_rate_limit_with_ret_code_153() {
         "    task_types: [prefetch]\n    options: { page_size: 10 }",
     );
     let m = refresh(&c).await;
-    assert_eq!(UC.requests(&m, PREFETCH, "throttled"), 1.0);
-    assert_eq!(UC.requests(&m, PREFETCH, "ok"), 2.0);
+    // Pages go several at a time: every answer the sim gave is counted as
+    // what it was, the two a second it admits as ok.
+    let log = sim.control.received();
+    let answered = |a: &str| log.iter().filter(|r| r.answer == a).count() as f64;
+    assert!(answered("throttled") >= 1.0, "the sim throttled");
     assert_eq!(
-        sim.control
-            .received()
-            .iter()
-            .filter(|r| r.answer == "throttled")
-            .count(),
-        1
+        UC.requests(&m, PREFETCH, "throttled"),
+        answered("throttled")
     );
+    assert_eq!(UC.requests(&m, PREFETCH, "ok"), answered("ok"));
+    assert_eq!(answered("ok"), 2.0, "2 a second admitted");
 }

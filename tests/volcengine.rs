@@ -197,12 +197,17 @@ async fn throttling_backs_off_is_counted_and_the_budget_holds() {
     sim.control
         .limit("ListContentTasks", Rate::new(5, Duration::from_secs(1)));
     let endpoint = start(&sim).await;
+    // One request in flight at a time, so every request after a 429 in
+    // the log was sent after the exporter read it (pages in flight
+    // together meet a throttling at once: `pages_throttled_together_
+    // pause_the_api_once` in src/collector/sync.rs).
+    let yaml = account_yaml(
+        &endpoint,
+        SK,
+        "    rate_budget: { ListContentTasks: 10/1s }\n    max_permit_wait: 10s",
+    );
     let c = collector(
-        &account_yaml(
-            &endpoint,
-            SK,
-            "    rate_budget: { ListContentTasks: 10/1s }\n    max_permit_wait: 10s",
-        ),
+        &format!("max_in_flight_per_endpoint: 1\n{yaml}"),
         reqwest(),
         Arc::new(SystemClock),
     );

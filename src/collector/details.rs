@@ -149,10 +149,34 @@ pub struct DetailStore {
     failed: HashMap<String, TaskDetail>,
     failed_order: VecDeque<(i64, String)>,
     unfinished: HashMap<String, TaskDetail>,
+    /// Unfinished tasks pushed out of `unfinished` (id → created), so that
+    /// the re-checks that see them again every refresh do not count them
+    /// again: one eviction each, until one is kept again.
+    unfinished_evicted: HashMap<String, i64>,
+    /// The same for successes pushed out of `recent` (a listing that
+    /// re-checks unfinished tasks shows the finished ones around them).
+    recent_evicted: HashMap<String, i64>,
     /// Most recent successes, newest at the back.
     recent: VecDeque<TaskDetail>,
     /// Evictions per [`Set`], since start.
     pub evicted: [u64; 3],
+}
+
+/// Notes an evicted task, keeping at most four times the set's cap of
+/// them (the oldest forgotten first): a busy account pushes out nearly
+/// every success, and only the ones around unfinished tasks are seen
+/// again. One forgotten and seen again is counted again.
+fn remember(evicted: &mut HashMap<String, i64>, id: String, created_at: i64, cap: usize) {
+    evicted.insert(id, created_at);
+    if evicted.len() > cap.saturating_mul(4).max(16) {
+        if let Some(oldest) = evicted
+            .iter()
+            .min_by(|(ka, a), (kb, b)| a.cmp(b).then_with(|| ka.cmp(kb)))
+            .map(|(k, _)| k.clone())
+        {
+            evicted.remove(&oldest);
+        }
+    }
 }
 
 impl DetailStore {
@@ -163,6 +187,8 @@ impl DetailStore {
             failed: HashMap::new(),
             failed_order: VecDeque::new(),
             unfinished: HashMap::new(),
+            unfinished_evicted: HashMap::new(),
+            recent_evicted: HashMap::new(),
             recent: VecDeque::new(),
             evicted: [0; 3],
         }
@@ -177,6 +203,13 @@ impl DetailStore {
     pub fn observe(&mut self, task: &Task, now: i64) -> Change {
         let mut detail = TaskDetail::from_task(task, &self.settings, now);
         let earlier = self.unfinished.remove(&task.id);
+        let was_kept = earlier.is_some();
+        if !matches!(
+            task.status,
+            TaskStatus::Pending | TaskStatus::Running | TaskStatus::Unknown
+        ) {
+            self.unfinished_evicted.remove(&task.id);
+        }
         if let Some(mut e) = earlier {
             e.update(detail);
             detail = e;
@@ -207,13 +240,32 @@ impl DetailStore {
                 if self.settings.max_recent == 0 {
                     return Change::None;
                 }
+                if self.recent.len() >= self.settings.max_recent
+                    && self.recent_evicted.contains_key(&detail.task_id)
+                    && self
+                        .recent
+                        .front()
+                        .is_some_and(|oldest| oldest.created_at > detail.created_at)
+                {
+                    // Pushed out before and still the oldest: counted once.
+                    return Change::None;
+                }
+                self.recent_evicted.remove(&detail.task_id);
                 // Keep newest-created at the back.
                 let at = self
                     .recent
                     .partition_point(|r| r.created_at <= detail.created_at);
                 self.recent.insert(at, detail);
                 while self.recent.len() > self.settings.max_recent {
-                    self.recent.pop_front();
+                    if let Some(d) = self.recent.pop_front() {
+                        let cap = self.settings.max_recent;
+                        remember(
+                            &mut self.recent_evicted,
+                            d.task_id.clone(),
+                            d.created_at,
+                            cap,
+                        );
+                    }
                     self.evicted[Set::Recent as usize] += 1;
                 }
                 Change::None
@@ -222,6 +274,19 @@ impl DetailStore {
                 if self.settings.max_failed == 0 {
                     return Change::None;
                 }
+                if !was_kept
+                    && self.unfinished_evicted.contains_key(&task.id)
+                    && self.unfinished.len() >= self.settings.max_failed
+                    && self
+                        .unfinished
+                        .iter()
+                        .all(|(k, d)| (d.created_at, k) > (detail.created_at, &task.id))
+                {
+                    // Pushed out before and still the oldest: it would be
+                    // pushed out again at once. Counted once already.
+                    return Change::None;
+                }
+                self.unfinished_evicted.remove(&task.id);
                 self.unfinished.insert(task.id.clone(), detail);
                 while self.unfinished.len() > self.settings.max_failed {
                     let oldest = self
@@ -232,7 +297,10 @@ impl DetailStore {
                         })
                         .map(|(k, _)| k.clone());
                     if let Some(id) = oldest {
-                        self.unfinished.remove(&id);
+                        if let Some(d) = self.unfinished.remove(&id) {
+                            let cap = self.settings.max_failed;
+                            remember(&mut self.unfinished_evicted, id, d.created_at, cap);
+                        }
                         self.evicted[Set::Unfinished as usize] += 1;
                     }
                 }
@@ -260,6 +328,9 @@ impl DetailStore {
         let failed = &self.failed;
         self.failed_order.retain(|(_, id)| failed.contains_key(id));
         self.unfinished.retain(|_, d| d.created_at >= start);
+        self.unfinished_evicted
+            .retain(|_, created| *created >= start);
+        self.recent_evicted.retain(|_, created| *created >= start);
     }
 
     /// Unfinished tasks that became stuck at `now` and were not reported
@@ -310,6 +381,13 @@ impl DetailStore {
             + (self.failed.capacity() + self.unfinished.capacity()) * entry
             + self.recent.capacity() * std::mem::size_of::<TaskDetail>()
             + self.failed_order.capacity() * std::mem::size_of::<(i64, String)>()
+            + [&self.unfinished_evicted, &self.recent_evicted]
+                .iter()
+                .map(|m| {
+                    m.capacity() * (std::mem::size_of::<(String, i64)>() + 1)
+                        + m.keys().map(String::capacity).sum::<usize>()
+                })
+                .sum::<usize>()
     }
 }
 
@@ -427,11 +505,27 @@ mod tests {
         let kept: Vec<_> = s.recent.iter().map(|d| d.task_id.as_str()).collect();
         assert_eq!(kept, ["6", "5"]);
         assert_eq!(s.evicted, [1, 0, 1]);
+        s.observe(&task("4", TaskStatus::Success, 5, &[]), 100);
+        assert_eq!(s.evicted, [1, 0, 1], "seen again, still the oldest: once");
         for (i, c) in [(7, 5), (8, 7), (9, 6)] {
             s.observe(&task(&i.to_string(), TaskStatus::Running, c, &[]), 100);
         }
         assert_eq!(s.len(Set::Unfinished), 2);
         assert_eq!(s.evicted, [1, 1, 1]);
+        // Re-checks see every unfinished task again each refresh: the one
+        // pushed out is not counted again while it stays the oldest.
+        for _ in 0..3 {
+            for (i, c) in [(7, 5), (8, 7), (9, 6)] {
+                s.observe(&task(&i.to_string(), TaskStatus::Running, c, &[]), 100);
+            }
+        }
+        assert_eq!(s.evicted, [1, 1, 1]);
+        assert_eq!(s.len(Set::Unfinished), 2);
+        // Once a kept one finishes, the pushed-out one is kept again.
+        s.observe(&task("8", TaskStatus::Success, 7, &[]), 100);
+        s.observe(&task("7", TaskStatus::Running, 5, &[]), 100);
+        assert_eq!(s.len(Set::Unfinished), 2);
+        assert_eq!(s.evicted, [1, 1, 2], "a success pushed one out of recent");
     }
 
     #[test]

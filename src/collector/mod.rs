@@ -148,9 +148,9 @@ pub struct Account {
     /// Shared with the account's successor when a reload restarts it with
     /// the same vendor and rates, so the two never overspend together.
     budget: Arc<Budget>,
-    /// Consecutive throttling answers per API, for backoff. Outside the
+    /// Per API, the throttling answers in a row, for backoff. Outside the
     /// sync state: a stream's pages may be in flight together.
-    throttle_streak: Mutex<Vec<u32>>,
+    throttling: Mutex<Vec<sync::Throttling>>,
     /// What the account was built from; a reload keeps the account when the
     /// new config says the same.
     setup: AccountConfig,
@@ -226,7 +226,7 @@ impl Account {
                 quotas: Vec::new(),
                 last_quota: None,
             }),
-            throttle_streak: Mutex::new(vec![0; apis.len()]),
+            throttling: Mutex::new(vec![sync::Throttling::default(); apis.len()]),
             snapshot: RwLock::new(Arc::new(Snapshot::default())),
             published: AtomicBool::new(false),
             details: Mutex::new(details::DetailStore::new(setup.settings.details.clone())),

@@ -25,6 +25,7 @@ use crate::vendors::{ApiError, Outcome, Parsed, Query, Unfinished, Window};
 use futures_util::stream::{FuturesOrdered, StreamExt};
 use std::collections::HashSet;
 use std::time::Duration;
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 /// The most pages of one listing in flight together
@@ -44,6 +45,23 @@ impl Drop for Held<'_> {
         if let Some(p) = self.permit.take() {
             self.budget.release(p);
         }
+    }
+}
+
+/// One API's throttling answers in a row ([`Account::request`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Throttling {
+    streak: u32,
+    /// When the last answer that lengthened the streak came.
+    learnt: Option<Instant>,
+}
+
+impl Throttling {
+    /// Only an answer to a request sent after the last throttling was
+    /// learnt of counts: pages in flight together meet the same
+    /// throttling, and eight of them must not make it a 2^7 pause.
+    fn news(&self, sent_at: Instant) -> bool {
+        self.learnt.is_none_or(|l| sent_at >= l)
     }
 }
 
@@ -125,7 +143,8 @@ impl Account {
         let api = self.api_names.get(q.api()).copied();
         // Held so a probe never runs beside a refresh.
         let _st = self.state.lock().await;
-        let result = match self.request(&q, 1).await {
+        let (_running, stop) = watch::channel(false);
+        let result = match self.request(&q, 1, &stop).await {
             Ok(parsed) => ProbeResult::Ok(parsed),
             Err(Stop::Failed(e)) => ProbeResult::Failed(e),
             Err(Stop::Budget) => ProbeResult::Budget,
@@ -442,6 +461,11 @@ impl Account {
 
     /// Lists window `w` of stream `i`, resuming paging where it stopped.
     /// `Ok(false)`: deferred for lack of budget (no failure was seen).
+    ///
+    /// A stream's first listing runs up to now, so no page of it is
+    /// [settled](Self::settled): it is split at `overlap` before the
+    /// refresh, the newest part paged one at a time, the rest (nearly all
+    /// of a first sync) several pages at a time. One extra call, once.
     async fn run_list(
         &self,
         st: &mut SyncState,
@@ -450,21 +474,59 @@ impl Account {
         w: Window,
     ) -> Result<bool, ApiError> {
         let stream = st.streams[i];
-        if run.exhausted.contains(&stream.api) {
-            return Ok(false);
+        let cut = run.now - self.settings.overlap.as_secs() as i64;
+        let split = st.stream_success[i].is_none()
+            && self.vendor.tells_totals()
+            && self.paging_width(stream.api) > 1
+            && w.from < cut
+            && cut < w.to;
+        let parts = if split {
+            vec![
+                Window {
+                    from: cut,
+                    to: w.to,
+                },
+                Window {
+                    from: w.from,
+                    to: cut,
+                },
+            ]
+        } else {
+            vec![w]
+        };
+        for part in parts {
+            if run.exhausted.contains(&stream.api) {
+                return Ok(false);
+            }
+            let start = st.coverage[i].start_page(part);
+            let q = Query::List {
+                stream,
+                window: part,
+            };
+            match self.run_query(st, run, &q, start, true).await {
+                Ok(()) => st.coverage[i].cover(part),
+                Err(Stop::Budget) => {
+                    run.exhausted.insert(stream.api);
+                    return Ok(false);
+                }
+                Err(Stop::Failed(e)) => return Err(e),
+            }
         }
-        let start = st.coverage[i].start_page(w);
-        let q = Query::List { stream, window: w };
-        match self.run_query(st, run, &q, start, true).await {
-            Ok(()) => {
-                st.coverage[i].cover(w);
-                Ok(true)
-            }
-            Err(Stop::Budget) => {
-                run.exhausted.insert(stream.api);
-                Ok(false)
-            }
-            Err(Stop::Failed(e)) => Err(e),
+        Ok(true)
+    }
+
+    /// True when no task can join `q`'s answers while its pages are read,
+    /// so they may go together: a lookup by id, or a listing of a window
+    /// that ended `overlap` or more before the refresh (tasks are created
+    /// now, and `overlap` is how late one may already show up). With
+    /// offset paging, a task created meanwhile shifts every later page by
+    /// one; pages answered out of order would then skip the tasks shifted
+    /// across their boundaries (the fault matrix's `shared_pages`).
+    fn settled(&self, q: &Query, now: i64) -> bool {
+        match q {
+            Query::List { window, .. } => window.to <= now - self.settings.overlap.as_secs() as i64,
+            Query::ById { .. } => true,
+            Query::Quota { .. } => false,
         }
     }
 
@@ -472,7 +534,8 @@ impl Account {
     /// page to resume at is remembered when `resumable`.
     ///
     /// Once an answer tells the last page ([`Parsed::known_last_page`]), the
-    /// pages up to it go [`Account::paging_width`] at a time: one after
+    /// pages up to it of a [settled](Self::settled) query go
+    /// [`Account::paging_width`] at a time: one after
     /// another, a stream is bound by its answer time (Tencent's pages of
     /// 1,000 records take ~0.3 s each, a third of what its budget allows),
     /// and the budget still decides when each one leaves. Answers are folded
@@ -485,21 +548,30 @@ impl Account {
         page: u32,
         resumable: bool,
     ) -> Result<(), Stop> {
-        let width = self.paging_width(q.api());
+        let width = if self.vendor.tells_totals() && self.settled(q, run.now) {
+            self.paging_width(q.api())
+        } else {
+            1
+        };
         let max_pages = self.settings.max_pages;
+        // Set when the listing ends: pages not sent yet are not sent, and
+        // the ones in flight are awaited, so every answer the vendor gave
+        // is counted (a throttled sibling included) and its permit released.
+        let (end, stop) = watch::channel(false);
+        let stop = &stop;
         let mut in_flight = FuturesOrdered::new();
         let mut to_send = page;
         let mut known_last = 0u32;
-        loop {
+        let result = loop {
             while in_flight.is_empty()
                 || (in_flight.len() < width && to_send <= known_last.min(max_pages))
             {
                 let p = to_send;
-                in_flight.push_back(async move { (p, self.request(q, p).await) });
+                in_flight.push_back(async move { (p, self.request(q, p, stop).await) });
                 to_send = to_send.saturating_add(1);
             }
             let Some((page, answer)) = in_flight.next().await else {
-                return Ok(());
+                break Ok(());
             };
             let parsed = match answer {
                 Ok(p) => {
@@ -514,9 +586,9 @@ impl Account {
                             }
                         }
                     }
-                    return Err(Stop::Budget);
+                    break Err(Stop::Budget);
                 }
-                Err(e) => return Err(e),
+                Err(e) => break Err(e),
             };
             let next = parsed.next_page;
             known_last = known_last.max(parsed.known_last_page.unwrap_or(0));
@@ -524,22 +596,23 @@ impl Account {
             match next {
                 Some(n) if n > page && n <= max_pages => {
                     if n != page + 1 {
-                        // Not the page after: what is in flight is not it.
-                        in_flight = FuturesOrdered::new();
+                        // Not the page after (a cursor): nothing else can
+                        // be in flight, as no total was told.
                         to_send = n;
                     }
                 }
                 Some(n) if n > max_pages => {
-                    return Err(Stop::Failed(ApiError::new(
+                    break Err(Stop::Failed(ApiError::new(
                         Outcome::ParseError,
                         format!("listing claims more than {max_pages} pages"),
                     )))
                 }
-                // The end; pages still in flight past it are dropped (their
-                // permits are released as they go).
-                _ => return Ok(()),
+                _ => break Ok(()),
             }
-        }
+        };
+        end.send_replace(true);
+        while in_flight.next().await.is_some() {}
+        result
     }
 
     /// How many pages of one listing may be in flight together: about one
@@ -558,7 +631,13 @@ impl Account {
     /// failures, each retry taking its own permit. A retry that finds no
     /// permit reports the failure it was retrying: running out of budget
     /// afterwards does not make a failed answer usable.
-    async fn request(&self, q: &Query, page: u32) -> Result<Parsed, Stop> {
+    /// Once `stop` reads true (the listing ended), nothing more is sent.
+    async fn request(
+        &self,
+        q: &Query,
+        page: u32,
+        stop: &watch::Receiver<bool>,
+    ) -> Result<Parsed, Stop> {
         let api = q.api();
         let mut attempt = 0u32;
         let mut failure: Option<ApiError> = None;
@@ -572,25 +651,43 @@ impl Account {
             // account waiting on its own budget holds no other account's
             // slot.
             let max_wait = self.settings.max_permit_wait;
+            if *stop.borrow() {
+                return Err(failure.map_or(Stop::Budget, Stop::Failed));
+            }
             let ready = self.budget.wait_time(api);
             if ready > max_wait {
                 return Err(failure.map_or(Stop::Budget, Stop::Failed));
             }
-            if !ready.is_zero() {
-                tokio::time::sleep(ready).await;
-            }
-            let slot = gate::enter(gate).await;
-            let Ok(permit) = self
-                .budget
-                .acquire(api, max_wait.saturating_sub(ready))
-                .await
-            else {
+            let waited = async {
+                if !ready.is_zero() {
+                    tokio::time::sleep(ready).await;
+                }
+                let slot = gate::enter(gate).await;
+                let permit = self
+                    .budget
+                    .acquire(api, max_wait.saturating_sub(ready))
+                    .await;
+                (slot, permit)
+            };
+            // A listing that ends stops the waits of its pages not yet sent
+            // (cancelling one takes no permit: `acquire` records a permit
+            // and returns it in one step).
+            let mut ended = stop.clone();
+            let (slot, permit) = tokio::select! {
+                biased;
+                _ = ended.wait_for(|e| *e) => {
+                    return Err(failure.map_or(Stop::Budget, Stop::Failed));
+                }
+                w = waited => w,
+            };
+            let Ok(permit) = permit else {
                 return Err(failure.map_or(Stop::Budget, Stop::Failed));
             };
             let held = Held {
                 budget: &self.budget,
                 permit: Some(permit),
             };
+            let sent_at = Instant::now();
             let req = match self.vendor.build(q, page, self.clock.now()) {
                 Ok(r) => r,
                 Err(e) => {
@@ -623,7 +720,10 @@ impl Account {
             match result {
                 Ok(parsed) => {
                     self.stats.count(api, Outcome::Ok);
-                    self.throttle_streak()[api] = 0;
+                    let t = &mut self.throttling()[api];
+                    if t.news(sent_at) {
+                        t.streak = 0;
+                    }
                     return Ok(parsed);
                 }
                 Err(e) => {
@@ -631,9 +731,12 @@ impl Account {
                     tracing::debug!(vendor = %self.kind, account = %self.name, api = self.api_names[api], outcome = e.outcome.as_str(), error = %e, "request failed");
                     if e.outcome == Outcome::Throttled {
                         let streak = {
-                            let mut streaks = self.throttle_streak();
-                            streaks[api] += 1;
-                            (streaks[api] - 1).min(6)
+                            let t = &mut self.throttling()[api];
+                            if t.news(sent_at) {
+                                t.streak += 1;
+                                t.learnt = Some(Instant::now());
+                            }
+                            t.streak.saturating_sub(1).min(6)
                         };
                         let per = self.budget.rate(api).per.max(Duration::from_secs(1));
                         let pause = e
@@ -655,10 +758,8 @@ impl Account {
         }
     }
 
-    fn throttle_streak(&self) -> std::sync::MutexGuard<'_, Vec<u32>> {
-        self.throttle_streak
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+    fn throttling(&self) -> std::sync::MutexGuard<'_, Vec<Throttling>> {
+        self.throttling.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Folds one response into the cache, counting first-seen finishes.
@@ -1388,7 +1489,9 @@ mod paging {
     //! Pages whose offsets an answer's total makes known go together
     //! ([`Account::paging_width`]), are folded in page order, and leave the
     //! budget as they would one at a time. The scripted vendor holds
-    //! `pages` full pages of 10 tasks and claims `claimed` in its total.
+    //! `pages` full pages of 10 tasks and claims `claimed` in its total;
+    //! `asked` logs the pages of the window that holds them (a first sync
+    //! also lists its newest `overlap` apart, which holds none).
     use super::super::{budget::Budget, Collector, Settings};
     use super::Held;
     use crate::api::Rate;
@@ -1397,10 +1500,10 @@ mod paging {
     use crate::http::{HttpRequest, HttpResponse, Method, SendFuture, Transport};
     use crate::task::{Task, TaskStatus, TaskType};
     use crate::vendors::{
-        ApiError, BuildError, Parsed, Query, Stream, Unfinished, Vendor, VendorKind,
+        ApiError, BuildError, Outcome, Parsed, Query, Stream, Unfinished, Vendor, VendorKind,
     };
     use chrono::{DateTime, Utc};
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
@@ -1420,18 +1523,27 @@ mod paging {
                 task_type: Some(TaskType::Prefetch),
             }]
         }
+        fn tells_totals(&self) -> bool {
+            true
+        }
         fn plan_rechecks(&self, _: &[Unfinished]) -> Vec<Query> {
             Vec::new()
         }
-        fn build(&self, _: &Query, page: u32, _: DateTime<Utc>) -> Result<HttpRequest, BuildError> {
+        fn build(&self, q: &Query, page: u32, _: DateTime<Utc>) -> Result<HttpRequest, BuildError> {
+            let Query::List { window, .. } = q else {
+                return Err(BuildError("lists only".into()));
+            };
             Ok(HttpRequest {
                 method: Method::Get,
-                url: format!("http://sim/{page}"),
+                url: format!("http://sim/{}/{}/{page}", window.from, window.to),
                 headers: vec![],
                 body: vec![],
             })
         }
         fn parse(&self, _: &Query, page: u32, r: &HttpResponse) -> Result<Parsed, ApiError> {
+            if r.status == 429 {
+                return Err(ApiError::new(Outcome::Throttled, "slow down"));
+            }
             let header = |name: &str| {
                 r.headers
                     .iter()
@@ -1474,16 +1586,29 @@ mod paging {
         asked: Arc<Mutex<Vec<u32>>>,
         now: Arc<AtomicUsize>,
         most: Arc<AtomicUsize>,
+        /// Pages after the first are answered 429 while set.
+        throttle: Arc<AtomicBool>,
     }
 
     impl Transport for Script {
         fn send(&self, req: HttpRequest, _: Duration) -> SendFuture<'_> {
-            let page: u32 = req
+            let parts: Vec<i64> = req
                 .url
-                .rsplit('/')
-                .next()
-                .and_then(|p| p.parse().ok())
-                .unwrap_or(0);
+                .trim_start_matches("http://sim/")
+                .split('/')
+                .filter_map(|p| p.parse().ok())
+                .collect();
+            let (from, to, page) = (parts[0], parts[1], parts[2] as u32);
+            // All tasks lie in the minute from `T0 - 3600`; a window holds
+            // all of them or none (the newest part of a split first sync).
+            if to <= T0 - 3600 || from > T0 - 3600 {
+                let empty = HttpResponse {
+                    status: 200,
+                    headers: vec![("x-total".into(), "0".into())],
+                    body: b"[]".to_vec(),
+                };
+                return Box::pin(async move { Ok(empty) });
+            }
             self.asked.lock().unwrap().push(page);
             let n = self.now.fetch_add(1, Ordering::SeqCst) + 1;
             self.most.fetch_max(n, Ordering::SeqCst);
@@ -1498,12 +1623,17 @@ mod paging {
             if (page as usize) < self.pages {
                 headers.push(("x-more".into(), "1".into()));
             }
+            let status = if page > 1 && self.throttle.load(Ordering::SeqCst) {
+                429
+            } else {
+                200
+            };
             Box::pin(async move {
                 let wait = if real { 100 } else { 1000 };
                 tokio::time::sleep(Duration::from_millis(wait)).await;
                 self.now.fetch_sub(1, Ordering::SeqCst);
                 Ok(HttpResponse {
-                    status: 200,
+                    status,
                     headers,
                     body: serde_json::to_vec(&ids).unwrap(),
                 })
@@ -1585,29 +1715,25 @@ mod paging {
     }
 
     /// A total that overstates: paging ends at the answer with no next
-    /// page; the pages still in flight past it are dropped, and their
-    /// permits leave the window all the same, so the next refresh has the
-    /// whole budget again.
+    /// page; the pages already sent past it are awaited, so their answers
+    /// are counted and their permits released, and none more is sent.
     #[tokio::test(start_paused = true)]
     async fn an_overstated_total_ends_where_an_answer_has_no_next_page() {
         let script = Script::new(3, 8);
         let rate = Rate::new(8, Duration::from_secs(1));
-        let c = collector(&script, rate, Duration::ZERO);
+        let c = collector(&script, rate, Duration::from_secs(5));
         let a = &c.accounts()[0];
-        a.refresh().await;
-        assert!(a.snapshot().up);
-        assert_eq!(a.snapshot().cache_tasks, 3 * PER_PAGE);
-        let mut asked = script.take_asked();
-        asked.sort_unstable();
-        assert_eq!(asked, (1..=8).collect::<Vec<u32>>());
-        // Dropped mid-answer, pages 4 to 8 were released: after a window
-        // all 8 permits are free, and with no wait allowed the next
-        // refresh still gets every page it asks for.
-        tokio::time::advance(Duration::from_secs(3)).await;
         a.refresh().await;
         let s = a.snapshot();
         assert!(s.up && s.last_error.is_none(), "{:?}", s.last_error);
-        assert_eq!(script.take_asked().len(), 8, "page 1, then 2 to 8 together");
+        assert_eq!(s.cache_tasks, 3 * PER_PAGE);
+        // 8 permits at once: the first sync's newest `overlap`, page 1,
+        // then 2 to 7 together; page 8 would wait for the budget, and the
+        // listing ended first.
+        let mut asked = script.take_asked();
+        asked.sort_unstable();
+        assert_eq!(asked, (1..=7).collect::<Vec<u32>>());
+        assert_eq!(a.stats.get(0, Outcome::Ok), 8, "every answer counted");
     }
 
     /// Out of budget mid-listing (no wait allowed): the pages before the
@@ -1625,10 +1751,34 @@ mod paging {
         a.refresh().await;
         let s = a.snapshot();
         assert!(s.last_error.is_none(), "{:?}", s.last_error);
-        assert_eq!(s.cache_tasks, 3 * PER_PAGE);
+        // 3 permits: the first sync's newest `overlap`, then pages 1 and 2.
+        assert_eq!(s.cache_tasks, 2 * PER_PAGE);
         let mut asked = script.take_asked();
         asked.sort_unstable();
-        assert_eq!(asked, vec![1, 2, 3], "3 permits a second, no wait");
+        assert_eq!(asked, vec![1, 2], "3 permits a second, no wait");
+    }
+
+    /// Five pages in flight together are all throttled: that is one
+    /// throttling, paused for one window, not five in a row (2^4 windows).
+    #[tokio::test(start_paused = true)]
+    async fn pages_throttled_together_pause_the_api_once() {
+        let script = Script::new(6, 6);
+        script.throttle.store(true, Ordering::SeqCst);
+        let rate = Rate::new(8, Duration::from_secs(1));
+        let c = collector(&script, rate, Duration::from_secs(5));
+        let a = &c.accounts()[0];
+        a.refresh().await;
+        assert_eq!(script.most.load(Ordering::SeqCst), 5);
+        assert_eq!(a.stats.get(0, Outcome::Throttled), 5);
+        script.throttle.store(false, Ordering::SeqCst);
+        script.take_asked();
+        // One window's pause, then the budget's own wait: the next refresh
+        // 1.5 s later gets every page; after a 16 s pause it would send
+        // nothing (more than `max_permit_wait` away).
+        tokio::time::advance(Duration::from_millis(1500)).await;
+        a.refresh().await;
+        assert_eq!(script.take_asked().len(), 6);
+        assert_eq!(a.snapshot().cache_tasks, 6 * PER_PAGE);
     }
 
     /// The guard behind the overstated total: a permit dropped in flight still

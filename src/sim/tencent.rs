@@ -154,6 +154,47 @@ pub fn purge_records(t: &SimTask, now: i64) -> Vec<PurgeTask> {
         .collect()
 }
 
+/// The total of the records `tasks` make that `keep` admits, and the page
+/// of them from `skip`. `unfiltered` (no status or keyword asked for, as
+/// the exporter asks): every task makes one record per URL, so only the
+/// page's records are built. At 100,000 tasks a day building all of them
+/// for every page took the simulator 0.3 s a page, one page at a time
+/// under the world's lock, and a benchmark of the exporter's paging
+/// measured the simulator instead.
+fn page_of<R>(
+    tasks: &[SimTask],
+    records: impl Fn(&SimTask) -> Vec<R>,
+    keep: impl Fn(&SimTask, &R) -> bool,
+    unfiltered: bool,
+    skip: usize,
+    take: usize,
+) -> (usize, Vec<R>) {
+    if !unfiltered {
+        let keep = &keep;
+        let all: Vec<R> = tasks
+            .iter()
+            .flat_map(|t| records(t).into_iter().filter(move |r| keep(t, r)))
+            .collect();
+        let total = all.len();
+        return (total, all.into_iter().skip(skip).take(take).collect());
+    }
+    let total = tasks.iter().map(|t| t.urls.len()).sum();
+    let mut page = Vec::new();
+    let mut before = 0;
+    for t in tasks {
+        let n = t.urls.len();
+        if before + n > skip && page.len() < take {
+            let first = skip.saturating_sub(before);
+            page.extend(records(t).into_iter().skip(first).take(take - page.len()));
+        }
+        before += n;
+        if page.len() >= take {
+            break;
+        }
+    }
+    (total, page)
+}
+
 /// The prefetch records of a world task.
 pub fn push_records(t: &SimTask, now: i64) -> Vec<PushTask> {
     if t.task_type != TaskType::Prefetch {
@@ -514,37 +555,42 @@ impl TencentSim {
         };
         let skip = offset as usize;
         let take = limit as usize;
+        let unfiltered = status.is_none() && keyword.is_none();
         let mut out = Body::default();
         if push {
-            let all: Vec<PushTask> = tasks
-                .iter()
-                .flat_map(|t| {
-                    push_records(t, now).into_iter().filter(move |r| {
-                        keep(
-                            t,
-                            r.url.as_deref().unwrap_or(""),
-                            r.status.as_deref().unwrap_or(""),
-                        )
-                    })
-                })
-                .collect();
-            out.total_count = Some(all.len() as i64);
-            out.push_logs = Some(all.into_iter().skip(skip).take(take).collect());
+            let (total, page) = page_of(
+                &tasks,
+                |t| push_records(t, now),
+                |t, r: &PushTask| {
+                    keep(
+                        t,
+                        r.url.as_deref().unwrap_or(""),
+                        r.status.as_deref().unwrap_or(""),
+                    )
+                },
+                unfiltered,
+                skip,
+                take,
+            );
+            out.total_count = Some(total as i64);
+            out.push_logs = Some(page);
         } else {
-            let all: Vec<PurgeTask> = tasks
-                .iter()
-                .flat_map(|t| {
-                    purge_records(t, now).into_iter().filter(move |r| {
-                        keep(
-                            t,
-                            r.url.as_deref().unwrap_or(""),
-                            r.status.as_deref().unwrap_or(""),
-                        )
-                    })
-                })
-                .collect();
-            out.total_count = Some(all.len() as i64);
-            out.purge_logs = Some(all.into_iter().skip(skip).take(take).collect());
+            let (total, page) = page_of(
+                &tasks,
+                |t| purge_records(t, now),
+                |t, r: &PurgeTask| {
+                    keep(
+                        t,
+                        r.url.as_deref().unwrap_or(""),
+                        r.status.as_deref().unwrap_or(""),
+                    )
+                },
+                unfiltered,
+                skip,
+                take,
+            );
+            out.total_count = Some(total as i64);
+            out.purge_logs = Some(page);
         }
         Ok(out)
     }
@@ -681,6 +727,31 @@ mod tests {
             queued_for: 10,
             runs_for: Some(100),
             fails,
+        }
+    }
+
+    /// The page built from the URL counts alone is the page of all records.
+    #[test]
+    fn unfiltered_pages_equal_the_pages_of_all_records() {
+        let mut tasks: Vec<SimTask> = (0..7)
+            .map(|i| task(&format!("t{i}"), TaskType::RefreshFile, false))
+            .collect();
+        for (i, t) in tasks.iter_mut().enumerate() {
+            t.urls = (0..=i % 3).map(|u| format!("https://a/{i}/{u}")).collect();
+        }
+        let urls = |r: &Vec<String>| r.clone();
+        let records = |t: &SimTask| t.urls.iter().map(|u| vec![u.clone()]).collect::<Vec<_>>();
+        for skip in 0..14 {
+            for take in [1, 2, 5, 20] {
+                let fast = page_of(&tasks, records, |_, _| true, true, skip, take);
+                let all = page_of(&tasks, records, |_, _| true, false, skip, take);
+                assert_eq!(fast.0, all.0);
+                assert_eq!(
+                    fast.1.iter().map(urls).collect::<Vec<_>>(),
+                    all.1.iter().map(urls).collect::<Vec<_>>(),
+                    "skip {skip} take {take}"
+                );
+            }
         }
     }
 

@@ -480,6 +480,14 @@ pub trait Vendor: fmt::Debug + Send + Sync + 'static {
         None
     }
 
+    /// True when list answers give their total ([`Parsed::known_last_page`]):
+    /// the driver then asks for the later pages of a settled window
+    /// together, and lists a stream's first window in two parts, its newest
+    /// `overlap` apart, so the rest is settled (one call more, once).
+    fn tells_totals(&self) -> bool {
+        false
+    }
+
     /// The one cheapest read call that proves this account's key and its
     /// permission (`check-credentials`), at Unix time `now`. The default: the
     /// first listing of the watched types over the last [`PROBE_WINDOW`]

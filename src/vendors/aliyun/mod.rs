@@ -367,6 +367,10 @@ impl Vendor for AliyunVendor {
             .collect()
     }
 
+    fn tells_totals(&self) -> bool {
+        true
+    }
+
     fn plan_rechecks(&self, unfinished: &[Unfinished]) -> Vec<Query> {
         let mut out = Vec::new();
         for t in TASK_TYPES {

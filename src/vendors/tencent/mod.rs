@@ -352,6 +352,10 @@ impl Vendor for TencentVendor {
             .collect()
     }
 
+    fn tells_totals(&self) -> bool {
+        true
+    }
+
     /// One call per submission: the `TaskId` filter answers every URL of
     /// it, so several unfinished records of one submission share a call.
     fn plan_rechecks(&self, unfinished: &[Unfinished]) -> Vec<Query> {

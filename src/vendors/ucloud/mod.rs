@@ -273,6 +273,10 @@ impl Vendor for UcloudVendor {
         vec![Some(1.0 / IDS_PER_REQUEST as f64); unfinished.len()]
     }
 
+    fn tells_totals(&self) -> bool {
+        true
+    }
+
     fn plan_rechecks(&self, unfinished: &[Unfinished]) -> Vec<Query> {
         let mut out = Vec::new();
         for api in [PREFETCH, REFRESH] {

@@ -289,6 +289,10 @@ impl Vendor for VolcengineVendor {
         Some(self.opts.page_size)
     }
 
+    fn tells_totals(&self) -> bool {
+        true
+    }
+
     /// One request per task, with the listing action's `TaskId` filter (the
     /// answer has the listing's shape, so one parser serves both).
     fn plan_rechecks(&self, unfinished: &[Unfinished]) -> Vec<Query> {
