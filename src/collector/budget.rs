@@ -223,6 +223,12 @@ impl Budget {
         self.window(api).rate
     }
 
+    /// How long a permit of `api` counts after its answer (the rate's
+    /// window, widened against jitter).
+    pub fn span(&self, api: usize) -> Duration {
+        self.window(api).span()
+    }
+
     /// Number of APIs.
     pub fn len(&self) -> usize {
         self.windows.len()

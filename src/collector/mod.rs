@@ -148,9 +148,9 @@ pub struct Account {
     /// Shared with the account's successor when a reload restarts it with
     /// the same vendor and rates, so the two never overspend together.
     budget: Arc<Budget>,
-    /// Per API, the throttling answers in a row, for backoff. Outside the
-    /// sync state: a stream's pages may be in flight together.
-    throttling: Mutex<Vec<sync::Throttling>>,
+    /// Per API, how it answers (throttling in a row, answer time). Outside
+    /// the sync state: a stream's pages may be in flight together.
+    pace: Mutex<Vec<sync::Pace>>,
     /// What the account was built from; a reload keeps the account when the
     /// new config says the same.
     setup: AccountConfig,
@@ -226,7 +226,7 @@ impl Account {
                 quotas: Vec::new(),
                 last_quota: None,
             }),
-            throttling: Mutex::new(vec![sync::Throttling::default(); apis.len()]),
+            pace: Mutex::new(vec![sync::Pace::default(); apis.len()]),
             snapshot: RwLock::new(Arc::new(Snapshot::default())),
             published: AtomicBool::new(false),
             details: Mutex::new(details::DetailStore::new(setup.settings.details.clone())),

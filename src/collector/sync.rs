@@ -48,15 +48,19 @@ impl Drop for Held<'_> {
     }
 }
 
-/// One API's throttling answers in a row ([`Account::request`]).
+/// How one API answers: its throttling answers in a row, for backoff
+/// ([`Account::request`]), and its recent answer time, for the paging width
+/// ([`Account::paging_width`]).
 #[derive(Debug, Clone, Copy, Default)]
-pub(super) struct Throttling {
+pub(super) struct Pace {
     streak: u32,
     /// When the last answer that lengthened the streak came.
     learnt: Option<Instant>,
+    /// Seconds per answer, smoothed (1/5 the newest).
+    answer_secs: Option<f64>,
 }
 
-impl Throttling {
+impl Pace {
     /// Only an answer to a request sent after the last throttling was
     /// learnt of counts: pages in flight together meet the same
     /// throttling, and eight of them must not make it a 2^7 pause.
@@ -477,7 +481,8 @@ impl Account {
         let cut = run.now - self.settings.overlap.as_secs() as i64;
         let split = st.stream_success[i].is_none()
             && self.vendor.tells_totals()
-            && self.paging_width(stream.api) > 1
+            // One permit a window (CDNetworks) never pages wider than 1.
+            && self.budget.rate(stream.api).requests > 1
             && w.from < cut
             && cut < w.to;
         let parts = if split {
@@ -548,11 +553,7 @@ impl Account {
         page: u32,
         resumable: bool,
     ) -> Result<(), Stop> {
-        let width = if self.vendor.tells_totals() && self.settled(q, run.now) {
-            self.paging_width(q.api())
-        } else {
-            1
-        };
+        let settled = self.vendor.tells_totals() && self.settled(q, run.now);
         let max_pages = self.settings.max_pages;
         // Set when the listing ends: pages not sent yet are not sent, and
         // the ones in flight are awaited, so every answer the vendor gave
@@ -563,6 +564,13 @@ impl Account {
         let mut to_send = page;
         let mut known_last = 0u32;
         let result = loop {
+            // Measured again as answers come (the first page of the first
+            // listing has no answer time to go by).
+            let width = if settled {
+                self.paging_width(q.api())
+            } else {
+                1
+            };
             while in_flight.is_empty()
                 || (in_flight.len() < width && to_send <= known_last.min(max_pages))
             {
@@ -615,16 +623,24 @@ impl Account {
         result
     }
 
-    /// How many pages of one listing may be in flight together: about one
-    /// second of the API's budget, so answers up to a second long no longer
-    /// set the pace, and at most [`MAX_PAGING_WIDTH`] (one account does not
-    /// take its endpoint's whole in-flight cap). An API allowing fewer than
-    /// one call a second (CDNetworks) pages one at a time: its pages wait on
-    /// the budget, not on answers.
+    /// How many pages of one listing may be in flight together: as many as
+    /// keep the budget busy, by Little's law. A permit counts from its
+    /// answer, so each request holds its place in the window for its answer
+    /// time L and the window W after it: N permits a window allow N/(W+L)
+    /// requests a second, one page at a time 1/L. N·L/(W+L) in flight reach
+    /// the budget; more would only lengthen a loaded vendor's answers (and
+    /// with them every permit's stay). L is the API's recent answer time;
+    /// none yet, one page. At most [`MAX_PAGING_WIDTH`], so one account
+    /// does not take its endpoint's in-flight cap. CDNetworks (1 call in
+    /// 10 minutes) always pages one at a time; Volcengine's quick pages of
+    /// 100 need 2, Tencent's slower pages of 1,000 records 3.
     fn paging_width(&self, api: usize) -> usize {
-        let rate = self.budget.rate(api);
-        let per_second = f64::from(rate.requests) / rate.per.as_secs_f64().max(1e-3);
-        (per_second.floor() as usize).clamp(1, MAX_PAGING_WIDTH)
+        let Some(l) = self.pace()[api].answer_secs else {
+            return 1;
+        };
+        let n = f64::from(self.budget.rate(api).requests);
+        let w = self.budget.span(api).as_secs_f64();
+        ((n * l / (w + l)).ceil() as usize).clamp(1, MAX_PAGING_WIDTH)
     }
 
     /// One request: permit, build, send, classify; retries transient
@@ -705,7 +721,8 @@ impl Account {
                 .await;
             drop(held);
             drop(slot);
-            self.stats.latency[api].observe(t0.elapsed().as_secs_f64());
+            let took = t0.elapsed().as_secs_f64();
+            self.stats.latency[api].observe(took);
             let result = match sent {
                 Ok(resp) => self.vendor.parse(q, page, &resp),
                 Err(TransportError::Timeout(d)) => Err(ApiError::new(
@@ -720,10 +737,11 @@ impl Account {
             match result {
                 Ok(parsed) => {
                     self.stats.count(api, Outcome::Ok);
-                    let t = &mut self.throttling()[api];
+                    let t = &mut self.pace()[api];
                     if t.news(sent_at) {
                         t.streak = 0;
                     }
+                    t.answer_secs = Some(t.answer_secs.map_or(took, |a| 0.8 * a + 0.2 * took));
                     return Ok(parsed);
                 }
                 Err(e) => {
@@ -731,7 +749,7 @@ impl Account {
                     tracing::debug!(vendor = %self.kind, account = %self.name, api = self.api_names[api], outcome = e.outcome.as_str(), error = %e, "request failed");
                     if e.outcome == Outcome::Throttled {
                         let streak = {
-                            let t = &mut self.throttling()[api];
+                            let t = &mut self.pace()[api];
                             if t.news(sent_at) {
                                 t.streak += 1;
                                 t.learnt = Some(Instant::now());
@@ -758,8 +776,8 @@ impl Account {
         }
     }
 
-    fn throttling(&self) -> std::sync::MutexGuard<'_, Vec<Throttling>> {
-        self.throttling.lock().unwrap_or_else(|p| p.into_inner())
+    fn pace(&self) -> std::sync::MutexGuard<'_, Vec<Pace>> {
+        self.pace.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Folds one response into the cache, counting first-seen finishes.
@@ -1414,7 +1432,7 @@ mod health {
             .contains("more than 3 pages"));
     }
 
-    /// Throttling leaves health as it was and moves no success time; a
+    /// Pace leaves health as it was and moves no success time; a
     /// failure before it is not forgotten.
     #[tokio::test(start_paused = true)]
     async fn throttling_leaves_health_as_it_was_and_moves_no_success_time() {
@@ -1576,9 +1594,10 @@ mod paging {
     }
 
     /// The vendor's side: pages asked for in order of arrival, and the most
-    /// in flight at once. Answers take 100 ms; pages past the real ones
-    /// (when the total overstates) take 1 s, so they are still in flight
-    /// when the listing ends.
+    /// in flight at once. Answers take 2 s (8 permits a second then keep
+    /// 8·2/(1.05+2), about 6, in flight); pages past the real ones (when the
+    /// total overstates) take 5 s, so they are still in flight when the
+    /// listing ends.
     #[derive(Clone, Default)]
     struct Script {
         pages: usize,
@@ -1607,7 +1626,10 @@ mod paging {
                     headers: vec![("x-total".into(), "0".into())],
                     body: b"[]".to_vec(),
                 };
-                return Box::pin(async move { Ok(empty) });
+                return Box::pin(async move {
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    Ok(empty)
+                });
             }
             self.asked.lock().unwrap().push(page);
             let n = self.now.fetch_add(1, Ordering::SeqCst) + 1;
@@ -1629,7 +1651,7 @@ mod paging {
                 200
             };
             Box::pin(async move {
-                let wait = if real { 100 } else { 1000 };
+                let wait = if real { 2000 } else { 5000 };
                 tokio::time::sleep(Duration::from_millis(wait)).await;
                 self.now.fetch_sub(1, Ordering::SeqCst);
                 Ok(HttpResponse {
@@ -1727,35 +1749,37 @@ mod paging {
         let s = a.snapshot();
         assert!(s.up && s.last_error.is_none(), "{:?}", s.last_error);
         assert_eq!(s.cache_tasks, 3 * PER_PAGE);
-        // 8 permits at once: the first sync's newest `overlap`, page 1,
-        // then 2 to 7 together; page 8 would wait for the budget, and the
-        // listing ended first.
+        // The first sync's newest `overlap`, page 1, then 2 to 7 together
+        // (6 wide); page 3 ends the listing while 4 to 7 (and 8, if a
+        // permit came in time) are still out.
         let mut asked = script.take_asked();
         asked.sort_unstable();
-        assert_eq!(asked, (1..=7).collect::<Vec<u32>>());
-        assert_eq!(a.stats.get(0, Outcome::Ok), 8, "every answer counted");
+        assert_eq!(&asked[..7], &[1, 2, 3, 4, 5, 6, 7]);
+        let answered = a.stats.get(0, Outcome::Ok);
+        assert_eq!(answered, asked.len() as u64 + 1, "every answer counted");
     }
 
     /// Out of budget mid-listing (no wait allowed): the pages before the
     /// first one refused are folded and none after it, and the deferral is
-    /// not a failure.
+    /// not a failure. 4 permits in 4 s: the first sync's newest `overlap`,
+    /// page 1, then 2 and 3 together (2 wide); page 4 would have to wait.
     #[tokio::test(start_paused = true)]
     async fn a_budget_stop_mid_listing_folds_the_pages_before_it() {
         let script = Script::new(6, 6);
         let c = collector(
             &script,
-            Rate::new(3, Duration::from_secs(1)),
+            Rate::new(4, Duration::from_secs(4)),
             Duration::ZERO,
         );
         let a = &c.accounts()[0];
         a.refresh().await;
         let s = a.snapshot();
         assert!(s.last_error.is_none(), "{:?}", s.last_error);
-        // 3 permits: the first sync's newest `overlap`, then pages 1 and 2.
-        assert_eq!(s.cache_tasks, 2 * PER_PAGE);
         let mut asked = script.take_asked();
         asked.sort_unstable();
-        assert_eq!(asked, vec![1, 2], "3 permits a second, no wait");
+        assert_eq!(asked, vec![1, 2, 3]);
+        assert_eq!(script.most.load(Ordering::SeqCst), 2);
+        assert_eq!(s.cache_tasks, 3 * PER_PAGE);
     }
 
     /// Five pages in flight together are all throttled: that is one
