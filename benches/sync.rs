@@ -453,8 +453,11 @@ fn main() {
         .map(PathBuf::from)
         .unwrap_or_else(|| std::env::temp_dir().join(format!("bench-sync-{}", std::process::id())));
     std::fs::create_dir_all(&dir).unwrap();
+    // Two workers: the simulators answer on the runtime's threads, and with
+    // one they answered one request at a time, so pages the exporter sent
+    // together queued at the simulator (a vendor answers them in parallel).
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+        .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
