@@ -843,14 +843,39 @@ impl Account {
     }
 }
 
+/// One account `a` of the testing kind with a scripted vendor and
+/// transport, on a clock from `t0` (paused time), for the driver's tests.
+#[cfg(test)]
+fn scripted_account(
+    vendor: std::sync::Arc<dyn crate::vendors::Vendor>,
+    transport: std::sync::Arc<dyn crate::http::Transport>,
+    rates: Vec<crate::api::Rate>,
+    task_types: Vec<crate::task::TaskType>,
+    settings: super::Settings,
+    t0: i64,
+) -> super::Collector {
+    super::Collector::new(
+        vec![crate::config::AccountConfig {
+            context: Default::default(),
+            name: "a".into(),
+            kind: crate::vendors::VendorKind::Testing,
+            vendor,
+            options: Default::default(),
+            rates,
+            task_types,
+            settings,
+        }],
+        transport,
+        std::sync::Arc::new(crate::clock::TokioClock::starting_at(t0)),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     //! The driver's `recheck_by_relisting` behaviour, with a scripted vendor
     //! whose list API allows one call per 5 minutes.
     use super::super::{Collector, Settings};
     use crate::api::Rate;
-    use crate::clock::TokioClock;
-    use crate::config::AccountConfig as AccountSetup;
     use crate::http::{HttpRequest, HttpResponse, Method, SendFuture, Transport};
     use crate::task::{Task, TaskStatus, TaskType};
     use crate::vendors::{
@@ -968,23 +993,17 @@ mod tests {
     }
 
     fn collector(script: &Script, lookback_days: u64) -> Collector {
-        Collector::new(
-            vec![AccountSetup {
-                context: Default::default(),
-                name: "a".into(),
-                kind: VendorKind::Testing,
-                vendor: Arc::new(Relisting),
-                options: Default::default(),
-                rates: vec![Rate::new(1, Duration::from_secs(300))],
-                task_types: vec![TaskType::Prefetch],
-                settings: Settings {
-                    lookback: Duration::from_secs(lookback_days * DAY as u64),
-                    overlap: Duration::from_secs(120),
-                    ..Settings::default()
-                },
-            }],
+        super::scripted_account(
+            Arc::new(Relisting),
             Arc::new(script.clone()),
-            Arc::new(TokioClock::starting_at(T0)),
+            vec![Rate::new(1, Duration::from_secs(300))],
+            vec![TaskType::Prefetch],
+            Settings {
+                lookback: Duration::from_secs(lookback_days * DAY as u64),
+                overlap: Duration::from_secs(120),
+                ..Settings::default()
+            },
+            T0,
         )
     }
 
@@ -1276,27 +1295,21 @@ mod health {
     }
 
     fn collector(script: &Script, settings: Settings) -> Collector {
-        Collector::new(
-            vec![AccountSetup {
-                context: Default::default(),
-                name: "a".into(),
-                kind: VendorKind::Testing,
-                vendor: Arc::new(TwoApis),
-                options: Default::default(),
-                rates: vec![
-                    Rate::new(1, Duration::from_secs(300)),
-                    Rate::new(10, Duration::from_secs(1)),
-                    Rate::new(10, Duration::from_secs(1)),
-                ],
-                task_types: vec![TaskType::Prefetch, TaskType::RefreshFile],
-                settings: Settings {
-                    lookback: Duration::from_secs(86_400),
-                    max_permit_wait: Duration::from_secs(1),
-                    ..settings
-                },
-            }],
+        super::scripted_account(
+            Arc::new(TwoApis),
             Arc::new(script.clone()),
-            Arc::new(TokioClock::starting_at(T0)),
+            vec![
+                Rate::new(1, Duration::from_secs(300)),
+                Rate::new(10, Duration::from_secs(1)),
+                Rate::new(10, Duration::from_secs(1)),
+            ],
+            vec![TaskType::Prefetch, TaskType::RefreshFile],
+            Settings {
+                lookback: Duration::from_secs(86_400),
+                max_permit_wait: Duration::from_secs(1),
+                ..settings
+            },
+            T0,
         )
     }
 
@@ -1519,8 +1532,6 @@ mod paging {
     use super::super::{budget::Budget, Collector, Settings};
     use super::Held;
     use crate::api::Rate;
-    use crate::clock::TokioClock;
-    use crate::config::AccountConfig as AccountSetup;
     use crate::http::{HttpRequest, HttpResponse, Method, SendFuture, Transport};
     use crate::task::{Task, TaskStatus, TaskType};
     use crate::vendors::{
@@ -1683,23 +1694,17 @@ mod paging {
     }
 
     fn collector(script: &Script, rate: Rate, max_permit_wait: Duration) -> Collector {
-        Collector::new(
-            vec![AccountSetup {
-                context: Default::default(),
-                name: "a".into(),
-                kind: VendorKind::Testing,
-                vendor: Arc::new(Totalled),
-                options: Default::default(),
-                rates: vec![rate],
-                task_types: vec![TaskType::Prefetch],
-                settings: Settings {
-                    lookback: Duration::from_secs(7200),
-                    max_permit_wait,
-                    ..Settings::default()
-                },
-            }],
+        super::scripted_account(
+            Arc::new(Totalled),
             Arc::new(script.clone()),
-            Arc::new(TokioClock::starting_at(T0)),
+            vec![rate],
+            vec![TaskType::Prefetch],
+            Settings {
+                lookback: Duration::from_secs(7200),
+                max_permit_wait,
+                ..Settings::default()
+            },
+            T0,
         )
     }
 

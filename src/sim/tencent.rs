@@ -556,42 +556,33 @@ impl TencentSim {
         let skip = offset as usize;
         let take = limit as usize;
         let unfiltered = status.is_none() && keyword.is_none();
-        let mut out = Body::default();
-        if push {
-            let (total, page) = page_of(
-                &tasks,
-                |t| push_records(t, now),
-                |t, r: &PushTask| {
-                    keep(
-                        t,
-                        r.url.as_deref().unwrap_or(""),
-                        r.status.as_deref().unwrap_or(""),
-                    )
-                },
-                unfiltered,
-                skip,
-                take,
-            );
-            out.total_count = Some(total as i64);
-            out.push_logs = Some(page);
-        } else {
-            let (total, page) = page_of(
-                &tasks,
-                |t| purge_records(t, now),
-                |t, r: &PurgeTask| {
-                    keep(
-                        t,
-                        r.url.as_deref().unwrap_or(""),
-                        r.status.as_deref().unwrap_or(""),
-                    )
-                },
-                unfiltered,
-                skip,
-                take,
-            );
-            out.total_count = Some(total as i64);
-            out.purge_logs = Some(page);
+        // Both record kinds carry `url` and `status`.
+        macro_rules! page {
+            ($records:expr) => {
+                page_of(
+                    &tasks,
+                    $records,
+                    |t, r| {
+                        let url = r.url.as_deref().unwrap_or("");
+                        keep(t, url, r.status.as_deref().unwrap_or(""))
+                    },
+                    unfiltered,
+                    skip,
+                    take,
+                )
+            };
         }
+        let mut out = Body::default();
+        let total = if push {
+            let (total, page) = page!(|t| push_records(t, now));
+            out.push_logs = Some(page);
+            total
+        } else {
+            let (total, page) = page!(|t| purge_records(t, now));
+            out.purge_logs = Some(page);
+            total
+        };
+        out.total_count = Some(total as i64);
         Ok(out)
     }
 
