@@ -623,7 +623,14 @@ impl Account {
             }
         };
         end.send_replace(true);
-        while in_flight.next().await.is_some() {}
+        // A failed answer among them is kept: the listing ending (its last
+        // page, or the budget) does not make that answer usable.
+        let mut result = result;
+        while let Some((_, answer)) = in_flight.next().await {
+            if let (Err(Stop::Failed(e)), Ok(()) | Err(Stop::Budget)) = (answer, &result) {
+                result = Err(Stop::Failed(e));
+            }
+        }
         result
     }
 
@@ -1579,6 +1586,9 @@ mod paging {
             if r.status == 429 {
                 return Err(ApiError::new(Outcome::Throttled, "slow down"));
             }
+            if r.status == 500 {
+                return Err(ApiError::new(Outcome::ServerError, "broken"));
+            }
             let header = |name: &str| {
                 r.headers
                     .iter()
@@ -1624,6 +1634,8 @@ mod paging {
         most: Arc<AtomicUsize>,
         /// Pages after the first are answered 429 while set.
         throttle: Arc<AtomicBool>,
+        /// Pages past the real ones are answered 500 while set.
+        fail_past_end: Arc<AtomicBool>,
     }
 
     impl Transport for Script {
@@ -1664,6 +1676,8 @@ mod paging {
             }
             let status = if page > 1 && self.throttle.load(Ordering::SeqCst) {
                 429
+            } else if !real && self.fail_past_end.load(Ordering::SeqCst) {
+                500
             } else {
                 200
             };
@@ -1768,6 +1782,23 @@ mod paging {
         assert_eq!(&asked[..7], &[1, 2, 3, 4, 5, 6, 7]);
         let answered = a.stats.get(0, Outcome::Ok);
         assert_eq!(answered, asked.len() as u64 + 1, "every answer counted");
+    }
+
+    /// The listing ends at page 3 while pages past it are out; one of them
+    /// fails: that failed answer is not dropped with the listing, the
+    /// account reads down.
+    #[tokio::test(start_paused = true)]
+    async fn a_page_failing_after_the_listing_ended_still_reads_down() {
+        let script = Script::new(3, 8);
+        script.fail_past_end.store(true, Ordering::SeqCst);
+        let rate = Rate::new(8, Duration::from_secs(1));
+        let c = collector(&script, rate, Duration::from_secs(5));
+        let a = &c.accounts()[0];
+        a.refresh().await;
+        let s = a.snapshot();
+        assert!(!s.up, "a failed answer was dropped");
+        assert!(s.last_error.is_some());
+        assert!(a.stats.get(0, Outcome::ServerError) >= 1);
     }
 
     /// Out of budget mid-listing (no wait allowed): the pages before the
