@@ -37,8 +37,9 @@ const MAX_PAGING_WIDTH: usize = 8;
 const HEADROOM: f64 = 1.25;
 
 /// A permit that is released when dropped as well as after its answer: a
-/// page in flight past a listing's end (or a failure) is dropped
-/// mid-exchange, and its entry must still leave the budget's window.
+/// refresh aborted mid-exchange (a reload stopping its account) drops its
+/// requests in flight, and their entries must still leave the budget's
+/// window (a bare permit would count as in flight for ever).
 struct Held<'a> {
     budget: &'a Budget,
     permit: Option<Permit>,
@@ -545,9 +546,9 @@ impl Account {
     /// Once an answer tells the last page ([`Parsed::known_last_page`]), the
     /// pages up to it of a [settled](Self::settled) query go
     /// [`Account::paging_width`] at a time: one after
-    /// another, a stream is bound by its answer time (Tencent's pages of
-    /// 1,000 records take ~0.3 s each, a third of what its budget allows),
-    /// and the budget still decides when each one leaves. Answers are folded
+    /// another, a stream is bound by its answer time wherever answers are
+    /// slower than its budget, and the budget still decides when each one
+    /// leaves. Answers are folded
     /// in page order, so a stop leaves every page before it merged.
     async fn run_query(
         &self,
